@@ -1,0 +1,1 @@
+"""The `agentdistill` command line (see `main.py`)."""

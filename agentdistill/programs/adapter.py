@@ -1,0 +1,115 @@
+"""Our DSPy adapters: `AgentAdapter` (AgentStep) and `CoTAdapter` (CoTAnswer), both rendering through `rendering`.
+
+A DSPy adapter turns (signature, inputs) into chat messages and the LM's reply back into output fields.
+DSPy's ChatAdapter would wrap every field in `[[ ## name ## ]]` markers; ours renders the plain conversation of
+`agentdistill.programs.rendering` instead, so what the model sees at inference is what the SFT data teaches.
+
+    with dspy.context(adapter=AgentAdapter()):
+        pred = dspy.Predict(AgentStep)(task={"question": q}, tools=specs, history=[], prefix=None)
+
+Continuation: with a first-thought prefix the last message is a partial assistant turn "Thought: <prefix>"; the
+LM returns only the continuation and the adapter parses prefix + continuation. The local engine (agentdistill.lm)
+continues a trailing assistant message natively. OpenAI-compatible servers: vLLM and SGLang continue it when the
+request carries `continue_final_message=True, add_generation_prompt=False` - pass those with
+`CodeAgent(..., continuation_kwargs={"extra_body": {...}})` on an `engine="litellm"` dspy.LM (DSPy's native
+engine refuses unknown body keys); Anthropic's API prefills natively; OpenAI's own API has no prefill (it
+starts a new turn), so a prefix there is only a hint.
+"""
+
+import logging
+from typing import Any
+
+import dspy
+from dspy.clients._deprecation import adapter_message_call
+
+from agentdistill.programs import parsing, rendering
+
+logger = logging.getLogger(__name__)
+
+
+class AgentAdapter(dspy.Adapter):
+    """Renders `AgentStep` with the agent's templates; parses the reply into thought + code (never raises on it)."""
+
+    def __init__(self, continuation_kwargs: dict[str, Any] | None = None, callbacks=None):
+        super().__init__(callbacks=callbacks)
+        self.continuation_kwargs = dict(continuation_kwargs or {})
+
+    def format(self, signature, demos, inputs) -> list[dict[str, Any]]:
+        if demos:
+            logger.warning(
+                "AgentAdapter ignores %d demo(s): the agent learns from fine-tuning on whole trajectories "
+                "(agentdistill.optimizers.AgentDistill), not from few-shot steps.", len(demos)
+            )
+        return rendering.render_chat(
+            signature.instructions, inputs["tools"], inputs["task"], inputs.get("history") or [], inputs.get("prefix")
+        )
+
+    def parse(self, signature, completion: str) -> dict[str, Any]:
+        step = parsing.parse_step(completion)
+        return {"thought": step.thought, "code": step.code, "text": step.text, "raw": step.raw,
+                "parse_error": step.parse_error}
+
+    def continued(self, inputs: dict[str, Any], completion: str) -> str:
+        """The full reply: the partial assistant turn we sent (if any) + the LM's continuation."""
+        prefix = inputs.get("prefix")
+        if prefix is not None and prefix.strip():
+            return rendering.render_prefix(prefix) + completion
+        return completion
+
+    def lm_kwargs(self, inputs: dict[str, Any], lm_kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {"stop": list(rendering.STEP_STOP), **lm_kwargs}
+        if inputs.get("prefix"):
+            kwargs.update(self.continuation_kwargs)
+        return kwargs
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.format(signature, demos, inputs)
+        with adapter_message_call(lm, messages):  # DSPy 3.4: this is an adapter's own messages= call
+            outputs = lm(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
+        return [self.parse(signature, self.continued(inputs, _text(o))) for o in outputs]
+
+    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.format(signature, demos, inputs)
+        with adapter_message_call(lm, messages):
+            outputs = await lm.acall(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
+        return [self.parse(signature, self.continued(inputs, _text(o))) for o in outputs]
+
+
+class CoTAdapter(dspy.Adapter):
+    """Renders `CoTAnswer` with the CoT templates; parses "reasoning ... Answer: x" (answer None if missing)."""
+
+    def format(self, signature, demos, inputs) -> list[dict[str, Any]]:
+        messages = rendering.cot_chat(signature.instructions, inputs["task"])
+        if demos:  # few-shot CoT is the classic baseline: demos are earlier (task, reasoning+answer) turns
+            shots = []
+            for demo in demos:
+                if demo.get("task") and demo.get("answer") is not None:
+                    shot = rendering.cot_chat(signature.instructions, demo["task"], demo.get("reasoning"),
+                                              demo["answer"])
+                    shots.extend(shot[1:])
+            messages = messages[:1] + shots + messages[1:]
+        return messages
+
+    def parse(self, signature, completion: str) -> dict[str, Any]:
+        parsed = parsing.parse_cot(completion)
+        return {"reasoning": parsed.reasoning, "answer": parsed.answer, "raw": parsed.raw,
+                "parse_error": parsed.parse_error}
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.format(signature, demos, inputs)
+        with adapter_message_call(lm, messages):
+            outputs = lm(messages=messages, **lm_kwargs)
+        return [self.parse(signature, _text(o)) for o in outputs]
+
+    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        messages = self.format(signature, demos, inputs)
+        with adapter_message_call(lm, messages):
+            outputs = await lm.acall(messages=messages, **lm_kwargs)
+        return [self.parse(signature, _text(o)) for o in outputs]
+
+
+def _text(output) -> str:
+    """An LM output is a string, or a dict with 'text' (when logprobs/tool calls come back too)."""
+    if isinstance(output, dict):
+        return output.get("text") or ""
+    return output or ""

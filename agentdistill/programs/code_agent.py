@@ -1,0 +1,243 @@
+"""`CodeAgent`: a DSPy module that solves a task in steps of thought + Python code, run in a sandbox.
+
+    import dspy, agentdistill as ad
+    agent = ad.programs.CodeAgent("question -> answer", tools=[search], max_steps=5)
+    agent.set_lm(ad.local_lm("qwen2.5-coder-0.5b-instruct"))
+    pred = agent(question="Who directed the film that ...?", first_thought_prefix=None)
+    pred.answer, pred.trajectory.print()
+
+Each step is ONE call of the predictor `self.step = dspy.Predict(AgentStep)` through our `AgentAdapter`, so the DSPy
+trace gets one entry per step whose inputs are the conversation up to that step (DSPy's CodeAct records the final
+trajectory for every step instead, which is wrong for SFT). The code runs in the episode's `Sandbox` (one worker
+process per episode, state kept between steps); its observation goes back as the next user turn.
+`final_answer(x)` ends the run with x in the signature's output field; a reply without a code block gets an
+observation saying how to fix it and the run goes on; after `max_steps` the prediction says it ran out of steps
+(answer None, trajectory.out_of_steps True).
+"""
+
+import copy
+import hashlib
+import json
+import threading
+import time
+from typing import Any, Callable
+
+import dspy
+from dspy.signatures.signature import ensure_signature
+from dspy.utils.usage_tracker import track_usage
+
+from agentdistill.programs import rendering
+from agentdistill.programs.adapter import AgentAdapter
+from agentdistill.programs.trajectory import Step, Trajectory
+from agentdistill.signatures import AgentStep
+
+DEFAULT_INSTRUCTIONS = "Solve the task below."
+
+# act(episode, task, history, prefix, index) -> Step: one step of the loop (SelfConsistency plugs in its own).
+Act = Callable[[Any, dict, list, "str | None", int], Step]
+
+
+class CodeAgent(dspy.Module):
+    """A code-acting agent (Kang et al. 2025): thought + Python code per step, observations back, final_answer().
+
+    Args:
+        signature: the task, e.g. "question -> answer" (its instructions, if written, become the agent's).
+        tools: plain typed Python functions with docstrings (or dspy.Tool / named callables); callable in the code.
+        max_steps: steps before the run stops as out of steps.
+        instructions: overrides the task description in the system prompt.
+        sandbox: a `agentdistill.tools.sandbox.Sandbox` to run in (default: one created on first use, with
+            `timeout`, `memory_mb`, `output_limit`).
+        max_tokens: per-step generation limit passed to the LM (default: the LM's own).
+        continuation_kwargs: extra LM kwargs for the step that continues a first-thought prefix (see adapter.py).
+
+    Example:
+        >>> agent = CodeAgent("question -> answer", max_steps=3)
+        >>> pred = agent(question="What is 17 * 23?")   # doctest: +SKIP
+        >>> pred.answer, pred.trajectory.finished        # doctest: +SKIP
+        ('391', True)
+    """
+
+    def __init__(
+        self,
+        signature: str | type[dspy.Signature] = "question -> answer",
+        tools: list[Any] = (),
+        max_steps: int = 5,
+        instructions: str | None = None,
+        sandbox=None,
+        timeout: float = 10.0,
+        memory_mb: int = 1024,
+        output_limit: int = 20_000,
+        max_tokens: int | None = None,
+        continuation_kwargs: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        self.signature = ensure_signature(signature)
+        self.tools = list(tools)
+        self.tool_specs = rendering.tool_specs(self.tools, self.signature.output_fields)
+        self.max_steps = max_steps
+        self.max_tokens = max_tokens
+        self.instructions = instructions or _own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
+        self.step = dspy.Predict(AgentStep.with_instructions(self.instructions))
+        self.adapter = AgentAdapter(continuation_kwargs)
+        self.sandbox_options = {"timeout": timeout, "memory_mb": memory_mb, "output_limit": output_limit}
+        self._sandbox = sandbox
+        self._sandbox_lock = threading.Lock()
+
+    # --- the sandbox: created once, shared by copies (it is a process pool, not program state) -------------------
+    @property
+    def sandbox(self):
+        with self._sandbox_lock:
+            if self._sandbox is None:
+                from agentdistill.tools.sandbox import Sandbox
+
+                tools = {spec["name"]: tool for spec, tool in zip(self.tool_specs, self.tools)}
+                self._sandbox = Sandbox(tools=tools, **self.sandbox_options)
+            return self._sandbox
+
+    def close(self) -> None:
+        """Stop the sandbox's worker processes (a later call starts new ones)."""
+        with self._sandbox_lock:
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
+
+    def __deepcopy__(self, memo):
+        # dspy's deepcopy()/reset_copy() copy programs often (optimizers, teacher/student): copy the predictor and
+        # settings, share the tools (a search index is GBs) and the sandbox.
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        shared = {"tools", "_sandbox", "_sandbox_lock"}
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value if key in shared else copy.deepcopy(value, memo)
+        return new
+
+    def __getstate__(self):  # pickling (dspy save_program): no live processes or locks
+        state = super().__getstate__()
+        state.pop("_sandbox_lock", None)
+        state["_sandbox"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._sandbox_lock = threading.Lock()
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def forward(self, first_thought_prefix: str | None = None, example_id: str | None = None, **inputs):
+        task = self.task_from(inputs)
+        return self.run(task, first_thought_prefix, example_id, self.act)
+
+    def task_from(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        expected = list(self.signature.input_fields)
+        missing = [k for k in expected if k not in inputs]
+        unknown = [k for k in inputs if k not in expected]
+        if missing or unknown:
+            raise ValueError(
+                f"{type(self).__name__} with signature {self.signature.signature!r} takes the inputs {expected} "
+                f"(plus first_thought_prefix=, example_id=); missing {missing}, unknown {unknown}"
+            )
+        return {k: inputs[k] for k in expected}
+
+    def run(self, task: dict, prefix: str | None, example_id: str | None, act: Act) -> dspy.Prediction:
+        """Run one episode with `act` as the step policy; returns the prediction with its `Trajectory`."""
+        prefix = prefix.strip() if isinstance(prefix, str) and prefix.strip() else None
+        traj = Trajectory(
+            example_id=example_id if example_id is not None else task_id(task),
+            instructions=self.instructions, tools=self.tool_specs, task=dict(task), first_thought_prefix=prefix,
+        )
+        start = time.perf_counter()
+        episode = self.sandbox.episode()
+        try:
+            for index in range(self.max_steps):
+                # A fresh list per step: the trace keeps each step's own inputs, later steps must not mutate them.
+                history = [{"text": s.text, "observation": s.observation} for s in traj.steps]
+                step = act(episode, task, history, prefix if index == 0 else None, index)
+                traj.steps.append(step)
+                if step.is_final:
+                    traj.finished, traj.final_answer = True, step.final_answer
+                    break
+            else:
+                traj.out_of_steps = True
+        finally:
+            episode.close()
+        traj.messages = rendering.trajectory_to_chat(traj)
+        for step in traj.steps:
+            _add_usage(traj.usage, step.usage)
+        traj.timings = {
+            "total_s": time.perf_counter() - start,
+            "lm_s": sum(s.lm_seconds for s in traj.steps),
+            "exec_s": sum(s.exec_seconds for s in traj.steps),
+        }
+        return dspy.Prediction(**self.outputs(traj), trajectory=traj)
+
+    def step_inputs(self, task: dict, history: list, prefix: str | None) -> dict[str, Any]:
+        return {"task": task, "tools": self.tool_specs, "history": history, "prefix": prefix}
+
+    def act(self, episode, task: dict, history: list, prefix: str | None, index: int) -> Step:
+        """One step: one predictor call (traced by DSPy), then the code runs in the episode."""
+        inputs = self.step_inputs(task, history, prefix)
+        config = {"max_tokens": self.max_tokens} if self.max_tokens else {}
+        start = time.perf_counter()
+        with track_usage() as tracker, dspy.context(adapter=self.adapter):
+            pred = self.step(**inputs, config=config)
+        lm_seconds = time.perf_counter() - start
+        parsed = {k: pred.get(k) for k in ("text", "raw", "thought", "code", "parse_error")}
+        result = episode.run(parsed["code"]) if parsed["code"] is not None else None
+        step = make_step(index, parsed, result, prefix)
+        step.usage, step.lm_seconds = tracker.get_total_tokens(), lm_seconds
+        return step
+
+    def outputs(self, traj: Trajectory) -> dict[str, Any]:
+        """The signature's output fields from final_answer(x): x itself (one field) or x[name] (several)."""
+        names = list(self.signature.output_fields)
+        if not traj.finished:
+            return dict.fromkeys(names)
+        value = traj.final_answer
+        if len(names) == 1:
+            return {names[0]: _as_field(value, self.signature.output_fields[names[0]])}
+        if isinstance(value, dict):
+            return {n: _as_field(value.get(n), self.signature.output_fields[n]) for n in names}
+        return {names[0]: _as_field(value, self.signature.output_fields[names[0]]), **dict.fromkeys(names[1:])}
+
+
+def make_step(index: int, parsed: dict, result, prefix: str | None) -> Step:
+    """A `Step` from a parsed reply and its sandbox `StepResult` (None: the reply did not parse, nothing ran)."""
+    common = {"index": index, "text": parsed["text"], "raw": parsed["raw"], "thought": parsed["thought"] or "",
+              "code": parsed["code"], "prefix": prefix}
+    if result is None:
+        return Step(**common, observation=parsed["parse_error"], parse_error=True)
+    return Step(
+        **common, observation=result.observation(), stdout=result.stdout, value=result.value, error=result.error,
+        error_kind=result.error_kind, is_final=result.is_final, final_answer=result.final_answer,
+        tool_calls=list(result.tool_calls), exec_seconds=result.duration_s,
+    )
+
+
+def task_id(task: dict) -> str:
+    """A stable id of a task's inputs (the default example id)."""
+    return hashlib.sha1(json.dumps(task, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _own_instructions(signature) -> str | None:
+    from dspy.signatures.signature import _default_instructions
+
+    text = (signature.instructions or "").strip()
+    return None if not text or text == _default_instructions(signature) else text
+
+
+def _as_field(value, field):
+    """final_answer's value as the output field's type: str fields get str (JSON for lists/dicts)."""
+    if value is None or field.annotation is not str or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _add_usage(total: dict, usage: dict) -> None:
+    for model, counts in (usage or {}).items():
+        into = total.setdefault(model, {})
+        for key, value in (counts or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                into[key] = into.get(key, 0) + value
