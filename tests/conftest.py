@@ -50,3 +50,15 @@ def _memory_only_dspy_cache():
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_experiment():
+    # mlflow.set_experiment() writes MLFLOW_EXPERIMENT_ID into os.environ; a later test with another store (or a
+    # subprocess that inherits the environment) would then look for an experiment id that its store lacks.
+    before = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = before

@@ -1,0 +1,74 @@
+"""local_lm on any checkpoint folder: the DSPy model string follows the checkpoint's content."""
+
+import shutil
+
+import pytest
+
+from agentdistill.lm import fingerprint, local_lm
+
+from .conftest import QUESTION
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, smol_lm):
+    """A 1-layer random llama with SmolLM2's tokenizer: a stand-in for a fine-tuned checkpoint folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = smol_lm.engine.tokenizer
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny-sft"
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_model_string_encodes_checkpoint(tiny_checkpoint, tmp_path):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    lm = local_lm(tiny_checkpoint, max_tokens=4)
+    assert lm.model == f"local/tiny-sft@{fingerprint(tiny_checkpoint)}"
+    assert len(lm(messages=QUESTION, cache=False)) == 1  # any HF folder runs on the engine
+
+    same = tmp_path / "tiny-sft"
+    shutil.copytree(tiny_checkpoint, same)
+    assert local_lm(same).model == lm.model  # same content, same DSPy cache identity
+
+    # "Train" it: new weights in the same folder -> a new model string, so no stale cache entry is reused.
+    model = LlamaForCausalLM.from_pretrained(same)
+    with torch.no_grad():
+        model.lm_head.weight.add_(0.01)
+    model.save_pretrained(same)
+    assert local_lm(same).model != lm.model
+
+
+def test_shipped_names_have_stable_strings(smol_lm):
+    assert smol_lm.model == local_lm("smollm2-135m-instruct").model
+    assert smol_lm.model.startswith("local/smollm2-135m-instruct@")
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        local_lm("smollm2-135m-instruct", backend="vllm")
+    with pytest.raises(ValueError, match="takes a shipped model"):
+        local_lm(tmp_path, backend="llama.cpp")
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        local_lm(tmp_path)
+
+
+def test_peft_adapter_folder_runs(tiny_checkpoint, tmp_path, smol_lm):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    adapter = tmp_path / "lora"
+    peft_model.save_pretrained(adapter)  # adapter_config.json names the base folder
+    smol_lm.engine.tokenizer.save_pretrained(adapter)
+    lm = local_lm(adapter, max_tokens=3)
+    assert lm.model == f"local/lora@{fingerprint(adapter)}"
+    assert len(lm(messages=QUESTION, cache=False)) == 1

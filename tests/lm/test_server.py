@@ -1,0 +1,73 @@
+"""The OpenAI-compatible server, driven by a plain dspy.LM("openai/...") as a vLLM-served teacher would be."""
+
+import json
+import urllib.request
+
+import dspy
+import pytest
+
+from agentdistill.lm import sample
+from agentdistill.lm.server import ChatServer
+
+from .conftest import QUESTION
+
+
+@pytest.fixture(scope="module")
+def server(smol_cpp_lm):
+    with ChatServer(smol_cpp_lm.engine, "smol") as srv:  # loopback, a free port
+        yield srv
+
+
+@pytest.fixture
+def client(server):
+    return dspy.LM("openai/smol", api_base=server.url, api_key="local", temperature=0.0, max_tokens=16, cache=False)
+
+
+def test_dspy_openai_client_matches_engine(client, server, smol_cpp_lm):
+    assert client(messages=QUESTION) == smol_cpp_lm(messages=QUESTION, cache=False)
+    assert server.last_request["messages"][-1] == QUESTION[-1]
+
+
+def test_trailing_assistant_is_continued_and_vllm_switches_honoured(client, server, smol_cpp_lm):
+    partial = [*QUESTION, {"role": "assistant", "content": "The answer is"}]
+    expected = smol_cpp_lm(messages=partial, cache=False)
+    assert client(messages=partial) == expected  # default: prefill, as llama.cpp's server does
+    vllm_style = client(messages=partial, extra_body={"continue_final_message": True, "add_generation_prompt": False})
+    assert vllm_style == expected and server.last_request["continue_final_message"] is True
+    new_turn = client(messages=partial, extra_body={"add_generation_prompt": True})  # a finished turn + a new one
+    assert server.last_request["add_generation_prompt"] is True and new_turn != expected
+
+
+def test_sample_falls_back_to_n_calls(client, server):
+    texts = sample(client, [{"role": "user", "content": "Write a short poem about the sea."}],
+                   n=3, temperature=0.8, max_tokens=8, stop=["\n"])
+    assert len(texts) == 3 and len(set(texts)) > 1 and all("\n" not in t for t in texts)
+    assert server.last_request["stop"] == ["\n"] and server.last_request["temperature"] == 0.8
+    partial = [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "The answer is"}]
+    vllm_style = {"continue_final_message": True, "add_generation_prompt": False}
+    [text] = sample(client, partial, n=1, temperature=0.0, extra_body=vllm_style)
+    assert server.last_request["continue_final_message"] is True and not text.startswith("The answer is")
+
+
+def _post(url, body):
+    request = urllib.request.Request(url + "/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_raw_protocol_n_usage_and_errors(server):
+    status, body = _post(server.url, {"model": "smol", "messages": QUESTION, "n": 2, "temperature": 0.9,
+                                      "max_tokens": 6})
+    assert status == 200 and [c["index"] for c in body["choices"]] == [0, 1]
+    assert 2 <= body["usage"]["completion_tokens"] <= 12  # both choices' tokens, 6 at most each
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    status, body = _post(server.url, {"messages": QUESTION, "stream": True})
+    assert status == 400 and "stream" in body["error"]["message"]
+    status, body = _post(server.url, {"messages": []})
+    assert status == 400 and "messages" in body["error"]["message"]
+    with urllib.request.urlopen(server.url + "/models", timeout=10) as response:
+        assert json.loads(response.read())["data"][0]["id"] == "smol"
