@@ -28,10 +28,20 @@ logger = logging.getLogger(__name__)
 
 
 class AgentAdapter(dspy.Adapter):
-    """Renders `AgentStep` with the agent's templates; parses the reply into thought + code (never raises on it)."""
+    """Renders `AgentStep` with the agent's templates; parses the reply into thought + code (never raises on it).
 
-    def __init__(self, continuation_kwargs: dict[str, Any] | None = None, callbacks=None):
+    Args:
+        seed_thought: end every step's prompt with a partial assistant turn "Thought:" (with a first-thought
+            prefix: "Thought: <prefix>") that the model continues. Small models then cannot start a step any
+            other way (e.g. by echoing "Observation:"); the recorded turn starts with the same bytes, so the SFT
+            data is unchanged. A server that ignores the partial turn and starts its own "Thought: ..." is
+            handled too (its reply is taken as the whole turn).
+        continuation_kwargs: extra LM kwargs for calls that end with a partial assistant turn (see above).
+    """
+
+    def __init__(self, seed_thought: bool = True, continuation_kwargs: dict[str, Any] | None = None, callbacks=None):
         super().__init__(callbacks=callbacks)
+        self.seed_thought = seed_thought
         self.continuation_kwargs = dict(continuation_kwargs or {})
 
     def format(self, signature, demos, inputs) -> list[dict[str, Any]]:
@@ -40,25 +50,31 @@ class AgentAdapter(dspy.Adapter):
                 "AgentAdapter ignores %d demo(s): the agent learns from fine-tuning on whole trajectories "
                 "(agentdistill.optimizers.AgentDistill), not from few-shot steps.", len(demos)
             )
-        return rendering.render_chat(
-            signature.instructions, inputs["tools"], inputs["task"], inputs.get("history") or [], inputs.get("prefix")
-        )
+        return rendering.render_chat(signature.instructions, inputs["tools"], inputs["task"],
+                                     inputs.get("history") or [], inputs.get("prefix"), seed=self.seed_thought)
 
     def parse(self, signature, completion: str) -> dict[str, Any]:
         step = parsing.parse_step(completion)
         return {"thought": step.thought, "code": step.code, "text": step.text, "raw": step.raw,
                 "parse_error": step.parse_error}
 
-    def continued(self, inputs: dict[str, Any], completion: str) -> str:
-        """The full reply: the partial assistant turn we sent (if any) + the LM's continuation."""
+    def seed(self, inputs: dict[str, Any]) -> str | None:
+        """The partial assistant turn sent with this step, or None."""
         prefix = inputs.get("prefix")
         if prefix is not None and prefix.strip():
-            return rendering.render_prefix(prefix) + completion
-        return completion
+            return rendering.render_prefix(prefix)
+        return rendering.render_prefix(None) if self.seed_thought else None
+
+    def continued(self, inputs: dict[str, Any], completion: str) -> str:
+        """The full reply: the partial assistant turn we sent (if any) + the LM's continuation."""
+        seed = self.seed(inputs)
+        if seed is None or completion.lstrip()[:8].lower() == "thought:":  # no seed, or the LM began a new turn
+            return completion.lstrip() if seed is not None else completion
+        return seed + completion
 
     def lm_kwargs(self, inputs: dict[str, Any], lm_kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs = {"stop": list(rendering.STEP_STOP), **lm_kwargs}
-        if inputs.get("prefix"):
+        if self.seed(inputs) is not None:
             kwargs.update(self.continuation_kwargs)
         return kwargs
 
@@ -66,13 +82,13 @@ class AgentAdapter(dspy.Adapter):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):  # DSPy 3.4: this is an adapter's own messages= call
             outputs = lm(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
-        return [self.parse(signature, self.continued(inputs, _text(o))) for o in outputs]
+        return [self.parse(signature, self.continued(inputs, output_text(o))) for o in outputs]
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):
             outputs = await lm.acall(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
-        return [self.parse(signature, self.continued(inputs, _text(o))) for o in outputs]
+        return [self.parse(signature, self.continued(inputs, output_text(o))) for o in outputs]
 
 
 class CoTAdapter(dspy.Adapter):
@@ -99,16 +115,16 @@ class CoTAdapter(dspy.Adapter):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):
             outputs = lm(messages=messages, **lm_kwargs)
-        return [self.parse(signature, _text(o)) for o in outputs]
+        return [self.parse(signature, output_text(o)) for o in outputs]
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):
             outputs = await lm.acall(messages=messages, **lm_kwargs)
-        return [self.parse(signature, _text(o)) for o in outputs]
+        return [self.parse(signature, output_text(o)) for o in outputs]
 
 
-def _text(output) -> str:
+def output_text(output) -> str:
     """An LM output is a string, or a dict with 'text' (when logprobs/tool calls come back too)."""
     if isinstance(output, dict):
         return output.get("text") or ""

@@ -31,7 +31,23 @@ from agentdistill.programs.adapter import AgentAdapter
 from agentdistill.programs.trajectory import Step, Trajectory
 from agentdistill.signatures import AgentStep
 
-DEFAULT_INSTRUCTIONS = "Solve the task below."
+DEFAULT_INSTRUCTIONS = "Solve the task."
+
+# A worked example (step, observation, final_answer) in the system prompt: small untuned models need to see the
+# whole loop once, or they stop after the first observation. It is part of the instructions (one string, stored
+# in the step predictor's signature and in every Trajectory), so the SFT data and optimizers see it too.
+DEFAULT_EXAMPLE = """Question: What is 17 * 3 + 2?
+Thought: I will compute the value and print it.
+```python
+x = 17 * 3 + 2
+print(x)
+```
+Observation:
+53
+Thought: The value is 53, so I give it as the final answer.
+```python
+final_answer(53)
+```"""
 
 # act(episode, task, history, prefix, index) -> Step: one step of the loop (SelfConsistency plugs in its own).
 Act = Callable[[Any, dict, list, "str | None", int], Step]
@@ -45,10 +61,15 @@ class CodeAgent(dspy.Module):
         tools: plain typed Python functions with docstrings (or dspy.Tool / named callables); callable in the code.
         max_steps: steps before the run stops as out of steps.
         instructions: overrides the task description in the system prompt.
+        example: a worked example (question, steps, observations, final_answer) appended to the instructions
+            (None: no example). `agent.instructions` is the resulting text.
         sandbox: a `agentdistill.tools.sandbox.Sandbox` to run in (default: one created on first use, with
-            `timeout`, `memory_mb`, `output_limit`).
+            `timeout` seconds per step, `memory_mb`, and `output_limit` characters of printed output kept per
+            step - small, because every observation stays in a small model's context for the rest of the run).
         max_tokens: per-step generation limit passed to the LM (default: the LM's own).
-        continuation_kwargs: extra LM kwargs for the step that continues a first-thought prefix (see adapter.py).
+        seed_thought: every step's prompt ends with a partial assistant turn "Thought:" that the model continues
+            (see AgentAdapter; needs an LM that continues a trailing assistant message, as the local engine does).
+        continuation_kwargs: extra LM kwargs for calls that end with a partial assistant turn (see adapter.py).
 
     Example:
         >>> agent = CodeAgent("question -> answer", max_steps=3)
@@ -63,11 +84,13 @@ class CodeAgent(dspy.Module):
         tools: list[Any] = (),
         max_steps: int = 5,
         instructions: str | None = None,
+        example: str | None = DEFAULT_EXAMPLE,
         sandbox=None,
         timeout: float = 10.0,
         memory_mb: int = 1024,
-        output_limit: int = 20_000,
+        output_limit: int = 4_000,
         max_tokens: int | None = None,
+        seed_thought: bool = True,
         continuation_kwargs: dict[str, Any] | None = None,
     ):
         super().__init__()
@@ -78,12 +101,19 @@ class CodeAgent(dspy.Module):
         self.tool_specs = rendering.tool_specs(self.tools, self.signature.output_fields)
         self.max_steps = max_steps
         self.max_tokens = max_tokens
-        self.instructions = instructions or _own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
-        self.step = dspy.Predict(AgentStep.with_instructions(self.instructions))
-        self.adapter = AgentAdapter(continuation_kwargs)
+        text = instructions or _own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
+        if example:
+            text = f"{text.strip()}\n\nExample:\n{example.strip()}"
+        self.step = dspy.Predict(AgentStep.with_instructions(text))
+        self.adapter = AgentAdapter(seed_thought, continuation_kwargs)
         self.sandbox_options = {"timeout": timeout, "memory_mb": memory_mb, "output_limit": output_limit}
         self._sandbox = sandbox
         self._sandbox_lock = threading.Lock()
+
+    @property
+    def instructions(self) -> str:
+        """The task description of the system prompt: the step predictor's instructions (optimizers may edit them)."""
+        return self.step.signature.instructions
 
     # --- the sandbox: created once, shared by copies (it is a process pool, not program state) -------------------
     @property
@@ -106,11 +136,18 @@ class CodeAgent(dspy.Module):
     def __deepcopy__(self, memo):
         # dspy's deepcopy()/reset_copy() copy programs often (optimizers, teacher/student): copy the predictor and
         # settings, share the tools (a search index is GBs) and the sandbox.
+        from dspy.primitives.base_module import BaseModule
+
         new = object.__new__(type(self))
         memo[id(self)] = new
         shared = {"tools", "_sandbox", "_sandbox_lock"}
         for key, value in self.__dict__.items():
-            new.__dict__[key] = value if key in shared else copy.deepcopy(value, memo)
+            if key in shared:
+                new.__dict__[key] = value
+            elif isinstance(value, BaseModule):
+                new.__dict__[key] = value.deepcopy()  # dspy's own rule: an LM that can't be copied is shared
+            else:
+                new.__dict__[key] = copy.deepcopy(value, memo)
         return new
 
     def __getstate__(self):  # pickling (dspy save_program): no live processes or locks
@@ -144,7 +181,7 @@ class CodeAgent(dspy.Module):
         prefix = prefix.strip() if isinstance(prefix, str) and prefix.strip() else None
         traj = Trajectory(
             example_id=example_id if example_id is not None else task_id(task),
-            instructions=self.instructions, tools=self.tool_specs, task=dict(task), first_thought_prefix=prefix,
+            instructions=self.instructions, tools=list(self.tool_specs), task=dict(task), first_thought_prefix=prefix,
         )
         start = time.perf_counter()
         episode = self.sandbox.episode()
@@ -207,10 +244,12 @@ def make_step(index: int, parsed: dict, result, prefix: str | None) -> Step:
               "code": parsed["code"], "prefix": prefix}
     if result is None:
         return Step(**common, observation=parsed["parse_error"], parse_error=True)
+    silent = not result.stdout.strip() and result.value is None and not result.error and not result.is_final
     return Step(
-        **common, observation=result.observation(), stdout=result.stdout, value=result.value, error=result.error,
-        error_kind=result.error_kind, is_final=result.is_final, final_answer=result.final_answer,
-        tool_calls=list(result.tool_calls), exec_seconds=result.duration_s,
+        **common, observation=rendering.EMPTY_OBSERVATION if silent else result.observation(),
+        stdout=result.stdout, value=result.value, error=result.error, error_kind=result.error_kind,
+        is_final=result.is_final, final_answer=result.final_answer, tool_calls=list(result.tool_calls),
+        exec_seconds=result.duration_s,
     )
 
 

@@ -5,19 +5,23 @@
     chat = trajectory_to_chat(trajectory)   # the whole episode, == trajectory.messages, byte for byte
 
 The conversation (jinja2 templates in agentdistill/templates/):
-    system     instructions, the tools as Python stubs with docstrings (final_answer last), the step format
+    system     the step format, the tools as Python stubs with docstrings (final_answer last), the task's
+               instructions (with a worked example for the ready-made agents)
     user       the task: "Question: ..."
-    assistant  "Thought: ...\\n```python\\n...\\n```"           <- one step = one assistant turn
-    user       "Observation:\\n<printed output or error>"      <- observations are user turns
+    assistant  "Thought: ...\n```python\n...\n```"           <- one step = one assistant turn
+    user       "Observation:\n<printed output or error>"      <- observations are user turns
     ...        (the last assistant turn of an episode has no observation after it)
+At inference each step's prompt also ends with a partial assistant turn "Thought:" (step 1 with a first-thought
+prefix: "Thought: <prefix>") that the model continues; the recorded turn starts with exactly those bytes.
 
 Why this format (the student is a ~100M-500M chat model): a plain "Thought:" line and a markdown ```python fence
 are what these models already emit from pre-training and code instruction tuning, so the student only has to learn
 *when* to search/compute, not a new syntax (DSPy's `[[ ## field ## ]]` markers cost tokens and are unfamiliar to
 small models). One step per assistant turn with the observation as the next user turn keeps every turn short and
-lets SFT put the loss on exactly the tokens the model generates at inference. A step ends with its code block: the
-model stops there (end of turn) and the recorded turn is re-rendered from the parsed thought and code, so the
-conversation is always well-formed.
+lets SFT put the loss on exactly the tokens the model generates at inference. Seeding "Thought:" keeps untuned
+models from starting a step any other way (echoing "Observation:", restating the prompt). Only the first code
+block of a reply runs, and the recorded turn is re-rendered from the parsed thought and code, so the conversation
+(and the SFT data) is always well-formed.
 """
 
 import functools
@@ -65,12 +69,26 @@ def tool_spec(tool: Any) -> dict[str, str]:
         )
     if not callable(func):
         raise TypeError(f"tool {name!r} is not callable")
-    try:
-        signature = str(inspect.signature(func))
-    except (TypeError, ValueError):
-        signature = "(*args, **kwargs)"
+    signature = _signature(func)
     doc = inspect.getdoc(func) or getattr(tool, "desc", None) or inspect.getdoc(type(func)) or ""
     return {"name": name, "signature": signature, "doc": doc.strip() or f"Calls {name}."}
+
+
+class _Source(str):
+    """An annotation kept as source text (`from __future__ import annotations`): shown without quotes."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def _signature(func) -> str:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return "(*args, **kwargs)"
+    unquote = lambda a: _Source(a) if isinstance(a, str) else a  # noqa: E731
+    params = [p.replace(annotation=unquote(p.annotation)) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params, return_annotation=unquote(sig.return_annotation)))
 
 
 def final_answer_spec(output_fields: dict[str, Any]) -> dict[str, str]:
@@ -109,9 +127,10 @@ def render_step(thought: str, code: str) -> str:
     return _render("agent_step.jinja", thought=thought.strip(), code=code.strip("\n"))
 
 
-def render_prefix(prefix: str) -> str:
-    """The partial assistant turn that seeds step 1 with a first-thought prefix (the model continues it)."""
-    return _render("agent_prefix.jinja", prefix=prefix.strip())
+def render_prefix(prefix: str | None) -> str:
+    """The partial assistant turn a step starts with: "Thought:", or "Thought: <prefix>" with a first-thought
+    prefix (step 1). The model continues it; the recorded turn starts with exactly these bytes."""
+    return _render("agent_prefix.jinja", prefix=(prefix or "").strip())
 
 
 def render_observation(observation: str) -> str:
@@ -129,11 +148,12 @@ def render_chat(
     task: dict[str, Any],
     history: list[dict],
     prefix: str | None = None,
+    seed: bool = False,
 ) -> list[dict[str, str]]:
     """The prompt of the next step: system, task, then each earlier step (assistant) and its observation (user).
 
-    history: [{'text': assistant turn, 'observation': str}, ...]. With `prefix`, a trailing partial assistant
-    message "Thought: <prefix>" is appended; the LM continues it (see agentdistill.lm).
+    history: [{'text': assistant turn, 'observation': str}, ...]. With `prefix` (or `seed`), a trailing partial
+    assistant message "Thought: <prefix>" (or "Thought:") is appended; the LM continues it (see agentdistill.lm).
     """
     messages = [
         {"role": "system", "content": render_system(instructions, tools)},
@@ -142,7 +162,7 @@ def render_chat(
     for step in history:
         messages.append({"role": "assistant", "content": step["text"]})
         messages.append({"role": "user", "content": render_observation(step["observation"])})
-    if prefix is not None and prefix.strip():
+    if (prefix is not None and prefix.strip()) or seed:
         messages.append({"role": "assistant", "content": render_prefix(prefix)})
     return messages
 

@@ -106,10 +106,10 @@ class Trajectory:
             if step.code is not None:
                 body.append(Syntax(step.code, "python", theme="ansi_dark", word_wrap=True))
             style = "red" if (step.parse_error or step.error) else "green" if step.is_final else "cyan"
-            body.append(Panel(Text(step.observation), title="observation", style=style))
-            extra = ""
+            body.append(Panel(Text(step.observation.rstrip() or "(none)"), title="observation", style=style))
+            extra = f" | {len(step.tool_calls)} tool call(s)" if step.tool_calls else ""
             if step.valid_fraction is not None:
-                extra = f" | valid {step.valid_fraction:.0%}, agreement {step.agreement:.0%}"
+                extra += f" | valid {step.valid_fraction:.0%}, agreement {step.agreement:.0%}"
             title = f"step {step.index + 1} ({step.lm_seconds:.1f}s LM, {step.exec_seconds:.2f}s exec{extra})"
             parts.append(Panel(Group(*body), title=title))
         status = "finished" if self.finished else "out of steps" if self.out_of_steps else "stopped"

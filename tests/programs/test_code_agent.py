@@ -1,0 +1,180 @@
+"""The real CodeAgent loop, driven by a scripted LM, with code running in the real Sandbox."""
+
+import dspy
+import pytest
+from scripted import scripted_lm
+
+from agentdistill.programs import CodeAgent, Trajectory, trajectory_to_chat
+from agentdistill.programs.rendering import render_chat
+
+CAPITALS = {"France": "Paris", "Peru": "Lima"}
+
+
+def capital_of(country: str) -> str:
+    """The capital city of a country."""
+    return CAPITALS[country]
+
+
+LOOKUP = "Thought: I will look the capital up.\n```python\ncity = capital_of('France')\nprint(city)\n```"
+FINAL = "Thought: The capital is Paris.\n```python\nfinal_answer(city)\n```"
+
+
+@pytest.fixture(scope="module")
+def agent():
+    agent = CodeAgent("question -> answer", tools=[capital_of], max_steps=3)
+    yield agent
+    agent.close()
+
+
+def run(agent, replies, **inputs):
+    lm, engine = scripted_lm(replies)
+    agent.set_lm(lm)
+    with dspy.context(trace=[]):
+        pred = agent(**inputs)
+        trace = list(dspy.settings.trace)
+    return pred, engine, trace
+
+
+def test_tool_call_then_final_answer(agent):
+    pred, engine, _ = run(agent, [LOOKUP, FINAL], question="What is the capital of France?")
+    traj = pred.trajectory
+    assert pred.answer == "Paris"
+    assert traj.finished and not traj.out_of_steps and traj.final_answer == "Paris"
+    assert len(traj.steps) == 2 and len(engine.requests) == 2
+    first = traj.steps[0]
+    assert first.code == "city = capital_of('France')\nprint(city)"
+    assert "Paris" in first.observation and first.error is None
+    assert [c["name"] for c in first.tool_calls] == ["capital_of"]  # the host tool was called through the sandbox
+    assert traj.steps[1].is_final and traj.parse_errors == 0
+    # the observation of step 1 is the next user turn the model saw; each step starts as "Thought:"
+    assert engine.requests[1]["messages"][-2] == {"role": "user", "content": "Observation:\n" + first.observation}
+    assert engine.requests[1]["messages"][-1] == {"role": "assistant", "content": "Thought:"}
+
+
+def test_every_prompt_is_a_byte_identical_prefix_of_the_trajectory_chat(agent):
+    pred, engine, _ = run(agent, [LOOKUP, FINAL], question="What is the capital of France?")
+    traj = pred.trajectory
+    assert traj.messages == trajectory_to_chat(traj) == trajectory_to_chat(Trajectory.from_json(traj.to_json()))
+    for request in engine.requests:
+        *prompt, seed = request["messages"]  # the conversation so far + the partial turn the model continued
+        assert traj.messages[: len(prompt)] == prompt
+        assert seed["role"] == "assistant" and traj.messages[len(prompt)]["content"].startswith(seed["content"])
+    assert traj.messages[-1] == {"role": "assistant", "content": FINAL}
+    assert len(traj.messages) == len(engine.requests[-1]["messages"])
+
+
+def test_first_thought_prefix_is_sent_and_continued_on_step_one_only(agent):
+    prefix = "First, I need the capital of France."
+    continuation = " I will call the tool.\n```python\ncity = capital_of('France')\nprint(city)\n```"
+    pred, engine, trace = run(agent, [continuation, FINAL], question="Capital of France?",
+                              first_thought_prefix=prefix)
+    traj = pred.trajectory
+    sent = engine.requests[0]["messages"][-1]
+    assert sent == {"role": "assistant", "content": "Thought: " + prefix}  # partial turn the model continues
+    assert engine.requests[1]["messages"][-1]["content"] == "Thought:"  # step 2: no prefix, the bare seed
+    assert traj.steps[0].text.startswith(sent["content"] + " I will call the tool.")
+    assert traj.steps[0].thought == prefix + " I will call the tool."
+    assert traj.messages[2]["content"].startswith(sent["content"])
+    assert (traj.first_thought_prefix, traj.steps[0].prefix, traj.steps[1].prefix) == (prefix, prefix, None)
+    assert [t[1]["prefix"] for t in trace] == [prefix, None]
+    assert pred.answer == "Paris"
+
+
+def test_parse_error_becomes_an_observation_and_the_run_continues(agent):
+    pred, engine, _ = run(agent, ["Thought: The answer is Paris.", LOOKUP, FINAL], question="Capital of France?")
+    traj = pred.trajectory
+    assert traj.steps[0].parse_error and traj.steps[0].code is None
+    assert "no ```python code block" in traj.steps[0].observation
+    told = engine.requests[1]["messages"]
+    assert told[-3] == {"role": "assistant", "content": "Thought: The answer is Paris."}
+    assert told[-2]["content"] == "Observation:\n" + traj.steps[0].observation
+    assert traj.parse_errors == 1 and traj.finished and pred.answer == "Paris"
+
+
+def test_execution_error_is_shown_and_the_state_survives(agent):
+    crash = "Thought: try Atlantis.\n```python\nother = capital_of('Atlantis')\n```"
+    pred, _, _ = run(agent, [LOOKUP, crash, FINAL], question="Capital of France?")
+    step = pred.trajectory.steps[1]
+    assert step.error is not None and step.error_kind == "exception" and "Atlantis" in step.observation
+    assert pred.answer == "Paris"  # `city` from step 1 is still there
+
+
+def test_out_of_steps(agent):
+    pred, _, _ = run(agent, [LOOKUP, LOOKUP, LOOKUP], question="Capital of France?")
+    traj = pred.trajectory
+    assert traj.out_of_steps and not traj.finished
+    assert pred.answer is None and traj.final_answer is None and len(traj.steps) == 3
+
+
+def test_each_step_is_one_traced_predictor_call_with_the_conversation_so_far(agent):
+    pred, engine, trace = run(agent, [LOOKUP, FINAL], question="Capital of France?")
+    steps = pred.trajectory.steps
+    assert [t[0] for t in trace] == [agent.step, agent.step]
+    assert trace[0][1]["history"] == []
+    assert trace[1][1]["history"] == [{"text": steps[0].text, "observation": steps[0].observation}]
+    for k, (_, inputs, out) in enumerate(trace):
+        # a step's trace inputs re-render to exactly the prompt the model got at that step
+        assert agent.adapter.format(agent.step.signature, [], inputs) == engine.requests[k]["messages"]
+        assert (out.thought, out.code) == (steps[k].thought, steps[k].code)
+
+
+def test_usage_timings_and_example_id(agent):
+    pred, _, _ = run(agent, [LOOKUP, FINAL], question="Capital of France?", example_id="hotpot-7")
+    traj = pred.trajectory
+    assert traj.example_id == "hotpot-7"
+    per_step = [s.usage["scripted/agent"]["completion_tokens"] for s in traj.steps]
+    assert all(n > 0 for n in per_step) and traj.usage["scripted/agent"]["completion_tokens"] == sum(per_step)
+    assert traj.timings["total_s"] >= traj.timings["lm_s"] > 0
+    again, _, _ = run(agent, [LOOKUP, FINAL], question="Capital of France?")
+    assert again.trajectory.example_id == run(agent, [LOOKUP, FINAL], question="Capital of France?")[0] \
+        .trajectory.example_id  # default id: a stable hash of the inputs
+
+
+def test_deepcopy_copies_the_predictor_and_shares_tools_and_sandbox(agent):
+    copy = agent.deepcopy()
+    assert copy.step is not agent.step and copy.tools[0] is agent.tools[0]
+    assert copy.sandbox is agent.sandbox
+    lm, _ = scripted_lm([])
+    copy.set_lm(lm)
+    assert agent.step.lm is not lm
+
+
+def test_bad_inputs_name_the_fix():
+    agent = CodeAgent("question -> answer")
+    with pytest.raises(ValueError, match="missing \\['question'\\], unknown \\['query'\\]"):
+        agent(query="q")
+    with pytest.raises(ValueError, match="max_steps"):
+        CodeAgent("question -> answer", max_steps=0)
+
+
+def test_system_prompt_lists_the_tools(agent):
+    _, engine, _ = run(agent, [FINAL.replace("city", "'Paris'")], question="Capital of France?")
+    system = engine.requests[0]["messages"][0]["content"]
+    assert 'def capital_of(country: str) -> str:\n    """The capital city of a country."""' in system
+    assert engine.requests[0]["messages"] == render_chat(agent.instructions, agent.tool_specs,
+                                                         {"question": "Capital of France?"}, [], seed=True)
+
+
+def test_save_and_load_keep_the_prompt(tmp_path):
+    agent = CodeAgent("question -> answer", tools=[capital_of], instructions="Name capitals.")
+    agent.step.signature = agent.step.signature.with_instructions("Name capital cities.")  # as an optimizer would
+    assert agent.instructions == "Name capital cities."
+    agent.save(tmp_path / "agent.json")
+    fresh = CodeAgent("question -> answer", tools=[capital_of])
+    fresh.load(tmp_path / "agent.json")
+    assert fresh.instructions == "Name capital cities."
+    agent.save(tmp_path / "program", save_program=True)  # whole-program pickle: no live sandbox inside
+    loaded = dspy.load(str(tmp_path / "program"), allow_pickle=True)
+    assert loaded.instructions == "Name capital cities." and loaded._sandbox is None
+    lm, _ = scripted_lm([FINAL.replace("city", "capital_of('Peru')")])
+    loaded.set_lm(lm)
+    try:
+        assert loaded(question="Capital of Peru?").answer == "Lima"
+    finally:
+        loaded.close()
+
+
+def test_silent_code_gets_a_hint_to_print(agent):
+    silent = "Thought: store it.\n```python\ncity = capital_of('France')\n```"
+    pred, _, _ = run(agent, [silent, FINAL], question="Capital of France?")
+    assert pred.trajectory.steps[0].observation == "(no output: use print() to see values)"

@@ -1,0 +1,65 @@
+"""ChainOfThoughtSolver: one call, rendered through the CoT templates; its chat is the SFT example."""
+
+import dspy
+import pytest
+from scripted import scripted_lm
+
+from agentdistill.programs import ChainOfThoughtSolver, cot_chat
+
+
+def test_solves_in_one_call_and_its_chat_is_what_the_model_saw():
+    lm, engine = scripted_lm(["15% of 80 is 0.15 * 80 = 12.\nAnswer: 12"])
+    solver = ChainOfThoughtSolver("question -> answer")
+    solver.set_lm(lm)
+    with dspy.context(trace=[]):
+        pred = solver(question="What is 15% of 80?")
+        trace = list(dspy.settings.trace)
+    assert (pred.answer, pred.reasoning) == ("12", "15% of 80 is 0.15 * 80 = 12.")
+    assert len(engine.requests) == 1
+    seen = engine.requests[0]["messages"]
+    assert pred.messages[:-1] == seen  # byte-identical prompt
+    assert pred.messages == cot_chat(solver.instructions, {"question": "What is 15% of 80?"}, pred.reasoning, "12")
+    assert pred.messages[-1]["content"] == "15% of 80 is 0.15 * 80 = 12.\n\nAnswer: 12"
+    assert len(trace) == 1 and trace[0][0] is solver.solve
+    assert trace[0][1] == {"task": {"question": "What is 15% of 80?"}}
+
+
+def test_missing_answer_line_gives_none_and_keeps_the_raw_reply():
+    lm, _ = scripted_lm(["I am not sure."])
+    solver = ChainOfThoughtSolver()
+    solver.set_lm(lm)
+    pred = solver(question="q")
+    assert pred.answer is None and "Answer:" in pred.parse_error
+    assert pred.messages[-1] == {"role": "assistant", "content": "I am not sure."}
+
+
+def test_own_instructions_and_bad_signatures():
+    class Math(dspy.Signature):
+        """Solve the math word problem."""
+
+        question: str = dspy.InputField()
+        answer: str = dspy.OutputField()
+
+    assert ChainOfThoughtSolver(Math).instructions == "Solve the math word problem."
+    with pytest.raises(ValueError, match="one output field"):
+        ChainOfThoughtSolver("question -> answer, source")
+    with pytest.raises(ValueError, match="missing \\['question'\\]"):
+        ChainOfThoughtSolver()(query="q")
+
+
+def test_first_thought_generator_keeps_the_first_step_of_the_cot():
+    from agentdistill.programs import FirstThoughtGenerator, first_step
+
+    lm, engine = scripted_lm(["First, find 15% of 80\nby multiplying.\n\nThen 0.15 * 80 = 12.\nAnswer: 12"])
+    gen = FirstThoughtGenerator(max_tokens=64)
+    gen.set_lm(lm)
+    with dspy.context(trace=[]):
+        pred = gen(question="What is 15% of 80?")
+        assert len(dspy.settings.trace) == 1
+    assert pred.first_thought == "First, find 15% of 80\nby multiplying."  # the first paragraph
+    assert engine.requests[0]["max_tokens"] == 64
+    prompt = cot_chat(ChainOfThoughtSolver().instructions, {"question": "What is 15% of 80?"})
+    assert engine.requests[0]["messages"] == prompt
+    assert first_step("Step 1: Split it.\n\nStep 2: ...") == "Split it."
+    long = "A" * 200 + ". " + "B" * 200 + "."
+    assert first_step(long) == "A" * 200 + "."

@@ -1,0 +1,72 @@
+"""Parsing replies: lenient about small-model sloppiness, strict about a missing or empty code block."""
+
+import pytest
+
+from agentdistill.programs.parsing import last_boxed, parse_cot, parse_step
+from agentdistill.programs.rendering import render_step
+
+
+def test_thought_and_code():
+    step = parse_step("Thought: add them.\n```python\nx = 2 + 2\nprint(x)\n```")
+    assert (step.thought, step.code, step.parse_error) == ("add them.", "x = 2 + 2\nprint(x)", None)
+
+
+def test_unclosed_fence_because_generation_stopped():
+    step = parse_step("Thought: compute\n```python\nprint(3 * 7)\n")
+    assert step.code == "print(3 * 7)"
+
+
+@pytest.mark.parametrize("fence", ["```py", "```", "``` python", "```python3"])
+def test_fence_variants(fence):
+    assert parse_step(f"Thought: t\n{fence}\nprint(1)\n```").code == "print(1)"
+
+
+def test_missing_label_and_extra_text_after_block():
+    step = parse_step("I will print.\n```python\nprint(1)\n```\nThis prints 1.\n```python\nprint(2)\n```")
+    assert step.thought == "I will print."
+    assert step.code == "print(1)"  # only the first block of a reply runs
+    assert step.text == "Thought: I will print.\n```python\nprint(1)\n```"  # the conversation keeps the clean step
+
+
+def test_no_code_block_is_a_parse_error_that_says_how_to_fix_it():
+    step = parse_step("Thought: the answer is 4.")
+    assert step.code is None
+    assert "no ```python code block" in step.parse_error and "final_answer(" in step.parse_error
+    assert step.text == "Thought: the answer is 4."  # the model sees what it wrote, then the error
+
+
+def test_empty_or_non_python_block_is_a_parse_error():
+    assert "empty" in parse_step("Thought: x\n```python\n\n```").parse_error
+    assert parse_step("Thought: x\n```bash\nls\n```").code is None
+
+
+@pytest.mark.parametrize("thought,code", [
+    ("add", "print(1 + 1)"),
+    ("", "final_answer(4)"),
+    ("multi\nline thought", "def f(x):\n    return x\n\nprint(f(2))"),
+    ("unicode é ✓", "s = '```'\nprint(s)"),
+])
+def test_parse_of_rendered_step_round_trips(thought, code):
+    parsed = parse_step(render_step(thought, code))
+    assert (parsed.thought, parsed.code) == (thought, code)
+    assert parsed.text == render_step(thought, code)
+
+
+def test_cot_answer_line():
+    parsed = parse_cot("15% of 80 is 12.\nAnswer: 12")
+    assert (parsed.reasoning, parsed.answer, parsed.parse_error) == ("15% of 80 is 12.", "12", None)
+
+
+def test_cot_last_answer_line_wins_and_markdown_is_ignored():
+    assert parse_cot("Answer: 3 is wrong\nso...\n**Final Answer:** 4").answer == "4"
+
+
+def test_cot_boxed_fallback_and_missing_answer():
+    assert parse_cot(r"so it is \boxed{\frac{1}{2}}.").answer == r"\frac{1}{2}"
+    missing = parse_cot("I think it is four")
+    assert missing.answer is None and "Answer:" in missing.parse_error
+
+
+def test_last_boxed():
+    assert last_boxed(r"\boxed{1} then \boxed{x^{2}}") == "x^{2}"
+    assert last_boxed(r"\boxed{unclosed") is None
