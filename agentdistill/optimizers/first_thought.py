@@ -6,12 +6,13 @@ the first blank line) becomes the prefix that the agent's first thought continue
 
     from agentdistill.optimizers.first_thought import first_paragraph, generate_prefix
     first_paragraph("Let x be the price.\\n\\nThen 3x = 12.")   # -> "Let x be the price."
-    prefix = generate_prefix(question, lm=teacher_lm)            # one teacher call
+    prefix = generate_prefix({"question": q}, lm=teacher_lm)["prefix"]   # one teacher call
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import dspy
 
@@ -39,38 +40,21 @@ def first_paragraph(text: str | None, max_chars: int = MAX_PREFIX_CHARS) -> str:
     return (cut[: end + 1] if end > 0 else cut).strip()
 
 
-def _first_thought_signature():
-    # The programs helper owns the FirstThought signature; a plain CoT signature is the same question to
-    # the teacher when it is absent (then the `reasoning` field of ChainOfThought is the chain of thought).
-    try:
-        from agentdistill.signatures import FirstThought
-
-        return FirstThought
-    except ImportError:
-        return dspy.Signature("question -> answer", "Solve the problem step by step.")
+PREFIX_MAX_TOKENS = 160  # only the first paragraph is kept, so the teacher stops early (blank line or this)
 
 
-def generate_prefix(question: str, lm: dspy.LM | None = None) -> dict:
-    """Ask the teacher LM for a chain of thought and cut its first paragraph.
+def generate_prefix(task: dict[str, Any], lm: dspy.BaseLM, signature: str | type = "question -> answer",
+                    instructions: str | None = None, max_tokens: int = PREFIX_MAX_TOKENS) -> dict[str, Any]:
+    """Ask the teacher LM for a chain of thought on `task` and cut its first paragraph.
 
-    Returns {"prefix": str, "reasoning": str}: the full reasoning is kept in the store for inspection.
+    The teacher answers through the project's CoT program (`ChainOfThoughtSolver`, the plain "reasoning, then
+    Answer:" format a small model follows) and stops at the first blank line. Returns {"prefix", "reasoning"}.
     """
-    signature = _first_thought_signature()
-    out_fields = list(signature.output_fields)
-    # A signature whose output already is the thought (e.g. `question -> first_thought`) is predicted
-    # directly; a question -> answer signature goes through ChainOfThought to get a `reasoning` field.
-    predictor = dspy.ChainOfThought(signature) if "answer" in out_fields else dspy.Predict(signature)
-    with dspy.context(lm=lm) if lm is not None else _nullcontext():
-        pred = predictor(question=question)
-    reasoning = pred.get("reasoning") or next(
-        (pred.get(f) for f in out_fields if isinstance(pred.get(f), str) and pred.get(f)), ""
-    )
-    return {"prefix": first_paragraph(reasoning), "reasoning": reasoning or ""}
+    from agentdistill.programs import ChainOfThoughtSolver
 
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+    solver = ChainOfThoughtSolver(signature, instructions=instructions, max_tokens=max_tokens)
+    stop_lm = lm.copy(stop=["\n\n"]) if hasattr(lm, "copy") else lm
+    solver.set_lm(stop_lm)
+    pred = solver(**task)
+    reasoning = pred.reasoning or ""
+    return {"prefix": first_paragraph(reasoning), "reasoning": reasoning}

@@ -1,9 +1,7 @@
 """First-thought prefix extraction: the first paragraph of the teacher's chain of thought."""
 
-import dspy
-from dspy.utils import DummyLM
-
 from agentdistill.optimizers.first_thought import first_paragraph, generate_prefix
+from tests.programs.scripted import scripted_lm
 
 
 def test_first_paragraph_cuts_at_first_blank_line():
@@ -20,10 +18,11 @@ def test_first_paragraph_caps_a_runaway_paragraph_at_a_sentence():
     assert len(out) <= 60 and out.endswith(".")
 
 
-def test_generate_prefix_asks_the_teacher_lm():
-    lm = DummyLM([{"reasoning": "First, compute 2+2.\n\nThen answer.", "answer": "4",
-                   "first_thought": "First, compute 2+2.\n\nThen answer."}])
-    out = generate_prefix("What is 2+2?", lm=lm)
-    assert out["prefix"] == "First, compute 2+2."
-    assert "Then answer." in out["reasoning"]
-    assert len(lm.history) == 1
+def test_generate_prefix_asks_the_teacher_once_and_stops_at_a_blank_line():
+    lm, engine = scripted_lm(["First, compute 2+2 by adding the two numbers.\nIt is small."])
+    out = generate_prefix({"question": "What is 2+2?"}, lm=lm)
+    assert out["prefix"] == "First, compute 2+2 by adding the two numbers.\nIt is small."
+    assert len(engine.requests) == 1
+    req = engine.requests[0]
+    assert "\n\n" in req["stop"] and req["max_tokens"] == 160
+    assert "What is 2+2?" in req["messages"][-1]["content"]

@@ -1,0 +1,210 @@
+"""Pieces shared by the distillation teleprompters (AgentDistill, CoTDistill): teacher runs in threads with a rich
+progress bar, MLflow runs, the student's base weights, fine-tuning, and the compiled student program.
+
+Not a public API of its own; see `agent_distill.py` and `cot_distill.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import dspy
+
+from agentdistill.optimizers import sft_data
+from agentdistill.optimizers.training import SFT, train, write_rows
+
+logger = logging.getLogger(__name__)
+
+
+# --- teacher runs -----------------------------------------------------------------------------------------------
+def run_threads(fn: Callable[[Any], Any], items: list, num_threads: int, description: str) -> list:
+    """fn(item) for every item in `num_threads` threads (DSPy context carried over), with a rich progress bar.
+
+    Returns results in item order; an exception in fn is returned as {"error": "<Type>: <msg>"} (logged), so one
+    failing task does not lose the others' work.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def guarded(item):
+        try:
+            return fn(item)
+        except Exception as e:  # noqa: BLE001 - reported per task, counted by the filter as teacher_error
+            logger.warning("%s failed on one task: %s: %s", description, type(e).__name__, e)
+            return {"error": f"{type(e).__name__}: {e}"}
+
+    results: list = [None] * len(items)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False, disable=not items) as progress:
+        task = progress.add_task(description, total=len(items))
+        with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+            # each task runs in a copy of this thread's context: dspy.context(lm=...) overrides reach the workers
+            futures = {pool.submit(contextvars.copy_context().run, guarded, item): i for i, item in enumerate(items)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                progress.advance(task)
+    failed = [r for r in results if isinstance(r, dict) and set(r) == {"error"}]
+    if items and len(failed) == len(items):  # nothing worked: a setup problem, not a hard task - say so
+        raise RuntimeError(f"{description}: every task failed; first error: {failed[0]['error']}")
+    return results
+
+
+def program_lm(program: dspy.Module) -> dspy.BaseLM:
+    """The LM a program runs on: its predictors' LM (all the same), else the configured dspy.settings.lm."""
+    lms = {id(p.lm): p.lm for p in program.predictors() if p.lm is not None}
+    if len(lms) > 1:
+        raise ValueError("the program's predictors use different LMs; distillation needs one LM per program")
+    lm = next(iter(lms.values()), None) or dspy.settings.lm
+    if lm is None:
+        raise ValueError(
+            f"{type(program).__name__} has no LM: call program.set_lm(lm) or dspy.configure(lm=...) first"
+        )
+    return lm
+
+
+def lm_name(lm) -> str:
+    return str(getattr(lm, "model", None) or type(lm).__name__)
+
+
+# --- the student's base weights ---------------------------------------------------------------------------------
+def student_model_source(lm, explicit: str | os.PathLike | None = None) -> str:
+    """A path (or hub id) of the student's weights, to fine-tune: explicit, else found on the student's LM."""
+    if explicit is not None:
+        return str(explicit)
+    engine = getattr(lm, "engine", None) or getattr(lm, "_engine_spec", None)
+    for attr in ("model_path", "path", "model_dir", "name_or_path"):
+        value = getattr(engine, attr, None)
+        if value:
+            return str(value)
+    model = lm_name(lm)
+    if model.startswith("local/"):  # "local/<name>@<checkpoint hash>" of agentdistill.local_lm
+        from agentdistill.lm import resolve_model_path
+
+        return str(resolve_model_path(model[len("local/"):].split("@")[0]))
+    raise ValueError(
+        f"cannot fine-tune the student LM {model!r}: distillation trains the student's own weights, so the student "
+        "must run on agentdistill.local_lm(...) or you pass student_model='<HF folder or hub id>' to the optimizer"
+    )
+
+
+# --- MLflow -----------------------------------------------------------------------------------------------------
+def _flat(params: dict[str, Any]) -> dict[str, Any]:
+    """MLflow params: numbers and booleans as they are, anything else as a (capped) string."""
+    return {k: v if isinstance(v, (int, float, bool)) else str(v)[:500] for k, v in params.items() if v is not None}
+
+
+def tracking_setup() -> None:
+    """The project default store (sqlite:///mlflow.db in the working folder) unless the user chose one."""
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not is_tracking_uri_set():
+        mlflow.set_tracking_uri("sqlite:///mlflow.db")
+
+
+@contextlib.contextmanager
+def mlflow_run(name: str, params: dict | None = None, enabled: bool = True, parent: bool = False):
+    """A (child) MLflow run; the parent reuses an active run (autolog's, the user's) instead of opening another."""
+    if not enabled:
+        yield None
+        return
+    import mlflow
+
+    tracking_setup()
+    active = mlflow.active_run()
+    if parent and active is not None:
+        mlflow.set_tag("agentdistill.compile", name)
+        if params:
+            mlflow.log_params(_flat(params))
+        yield active
+        return
+    with mlflow.start_run(run_name=name, nested=active is not None) as run:
+        if params:
+            mlflow.log_params(_flat(params))
+        yield run
+
+
+def log_json_artifact(obj: Any, name: str, enabled: bool = True) -> None:
+    if not enabled:
+        return
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / name
+        path.write_text(json.dumps(obj, indent=1, default=str, ensure_ascii=False))
+        mlflow.log_artifact(str(path))
+
+
+def log_metrics(metrics: dict[str, float], enabled: bool = True) -> None:
+    if enabled:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+
+
+# --- training and the compiled student --------------------------------------------------------------------------
+def finetune(sft: SFT, base_model: str, chats: Iterable[list[dict]], output_dir: Path, track: bool) -> dict:
+    """Tokenize the chats with the student's tokenizer, write them, and fine-tune (a 'training' child run)."""
+    from transformers import AutoTokenizer
+
+    chats = list(chats)
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    rows = sft_data.build_dataset(chats, tokenizer, max_length=sft.max_length)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / "sft_chats.jsonl", "w") as f:
+        for chat in chats:
+            f.write(json.dumps({"messages": chat}, ensure_ascii=False) + "\n")
+    # the tokenized rows too: `accelerate launch -m agentdistill.optimizers.training --data <this>` retrains on many GPUs
+    write_rows(rows, output_dir / "sft_rows.jsonl")
+    sft_settings = sft
+    if not track and sft.report_to not in ("none", [], None):
+        import dataclasses
+
+        sft_settings = dataclasses.replace(sft, report_to="none")
+    with mlflow_run("training", {**sft.to_params(), "sft.base_model": base_model, "sft.examples": len(rows)},
+                    enabled=track):
+        out = train(sft_settings, base_model, rows, output_dir)
+        log_metrics({"train_seconds": out["train_seconds"], "sft_examples": len(rows),
+                     "sft_tokens": out["n_tokens"],
+                     "sft_assistant_tokens": sum(sum(r["assistant_masks"]) for r in rows)}, enabled=track)
+        if track:
+            import mlflow
+
+            mlflow.log_artifact(str(output_dir / "sft_chats.jsonl"))
+            if (output_dir / "train_log.json").exists():
+                mlflow.log_artifact(str(output_dir / "train_log.json"))
+    return out
+
+
+def compiled_program(student: dspy.Module, model_dir: Path, student_lm) -> dspy.Module:
+    """A deep copy of the student whose predictors run on a new LM for the trained checkpoint; demos empty."""
+    import agentdistill
+
+    kwargs = {k: v for k, v in (getattr(student_lm, "kwargs", None) or {}).items()
+              if k in {"temperature", "max_tokens", "top_p"}}
+    try:
+        new_lm = agentdistill.local_lm(str(model_dir), **kwargs)
+    except TypeError:  # an engine that takes no sampling defaults
+        new_lm = agentdistill.local_lm(str(model_dir))
+    compiled = student.deepcopy()
+    for predictor in compiled.predictors():
+        predictor.lm = new_lm
+        predictor.demos = []
+    compiled._compiled = True
+    return compiled
+
+
+def evaluate(program, valset, metric, num_threads: int, track: bool) -> float:
+    with mlflow_run("evaluation", {"eval.examples": len(valset)}, enabled=track):
+        result = dspy.Evaluate(devset=valset, metric=metric, num_threads=num_threads, display_progress=True,
+                               provide_traceback=False)(program)
+        score = float(getattr(result, "score", result)) / 100.0
+        log_metrics({"accuracy": score}, enabled=track)
+    return score

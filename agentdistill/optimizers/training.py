@@ -1,0 +1,259 @@
+"""Supervised fine-tuning of the student on tokenized chats: TRL `SFTTrainer` + peft LoRA (or full fine-tuning).
+
+One config dataclass (`SFT`, defaults of Kang et al. 2025: LoRA r=64, alpha=128, dropout 0.05 on all linear
+layers, lr 2e-4, 2 epochs) and one entry point that runs on one CPU/GPU and, unchanged, on many GPUs:
+
+    python -m agentdistill.optimizers.training --data sft.jsonl --model /path/to/hf_model --output-dir out/
+    accelerate launch -m agentdistill.optimizers.training --data sft.jsonl --model ... --output-dir out/
+    # add --config sft.toml (keys = SFT fields) and/or --set lora_r=16 --set max_steps=200
+
+`sft.jsonl` holds rows {"input_ids": [...], "assistant_masks": [...]} (see `sft_data.py`). Checkpoints go to
+`<output_dir>/checkpoints` every `save_steps`; a rerun with `resume=True` continues from the last one. The
+result is `<output_dir>/model`: the LoRA adapter merged into the base weights (a plain HF folder any engine
+loads), plus the tokenizer. Loss and learning rate are logged to MLflow (`report_to="mlflow"`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+
+@dataclass
+class SFT:
+    """Fine-tuning settings (one dataclass, usable from Python, TOML/YAML files and the command line).
+
+    Example:
+        >>> SFT(lora_r=16, max_steps=50, output_dir="runs/student")
+    """
+
+    full_finetune: bool = False  # False: LoRA adapter (merged after training); True: update every weight
+    lora_r: int = 64
+    lora_alpha: int = 128
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 2e-4
+    epochs: float = 2.0
+    max_steps: int = -1  # > 0 overrides epochs
+    per_device_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int | None = 2048  # tokens per chat (truncated beyond)
+    packing: bool = False  # pack chats into rows of max_length (BFD, padding-free): no padding at all
+    group_by_length: bool = True  # else batch chats of similar length together: little padding
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    bf16: bool | None = None  # None: bf16 when a CUDA device supports it
+    gradient_checkpointing: bool = False
+    logging_steps: int = 1
+    save_steps: int = 200
+    save_total_limit: int = 2
+    seed: int = 0
+    output_dir: str | None = None  # None: a folder next to the trajectory store / in the working folder
+    resume: bool = True  # continue from the last checkpoint in output_dir when there is one
+    merge: bool = True  # merge the LoRA adapter into the weights for the compiled checkpoint
+    report_to: str | list[str] = "mlflow"
+
+    def __post_init__(self):
+        if self.lora_r <= 0 and not self.full_finetune:
+            raise ValueError(f"SFT.lora_r must be > 0 (got {self.lora_r}); or set full_finetune=True")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("SFT needs epochs > 0 or max_steps > 0")
+        if self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ValueError("SFT.per_device_batch_size and gradient_accumulation_steps must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SFT":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown SFT setting(s) {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "SFT":
+        """Load from a .toml (optionally under an [sft] table), .yaml/.yml or .json file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix == ".toml":
+            import tomllib
+
+            d = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            import yaml
+
+            d = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            d = json.loads(text)
+        else:
+            raise ValueError(f"SFT config {path}: use a .toml, .yaml or .json file")
+        return cls.from_dict(d.get("sft", d))
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat settings for MLflow params."""
+        return {f"sft.{k}": v for k, v in dataclasses.asdict(self).items()}
+
+
+def _use_bf16(sft: SFT) -> bool:
+    import torch
+
+    if sft.bf16 is not None:
+        return sft.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir: Path, callbacks=()):
+    """The TRL SFTTrainer for these rows (pre-tokenized: TRL folds `assistant_masks` into labels)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    if not rows:
+        raise ValueError("no SFT examples: every teacher trajectory was filtered out (see the filter report)")
+    bf16 = _use_bf16(sft)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    peft_config = None
+    if not sft.full_finetune:
+        peft_config = LoraConfig(
+            r=sft.lora_r,
+            lora_alpha=sft.lora_alpha,
+            lora_dropout=sft.lora_dropout,
+            target_modules=sft.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    data = Dataset.from_list([{"input_ids": r["input_ids"], "assistant_masks": r["assistant_masks"]} for r in rows])
+    args = SFTConfig(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=sft.epochs,
+        max_steps=sft.max_steps,
+        per_device_train_batch_size=sft.per_device_batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation_steps,
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type=sft.lr_scheduler_type,
+        warmup_steps=sft.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        weight_decay=sft.weight_decay,
+        max_length=sft.max_length,
+        packing=sft.packing,
+        train_sampling_strategy="group_by_length" if sft.group_by_length and not sft.packing else "random",
+        bf16=bf16,
+        **({"gradient_checkpointing": True} if sft.gradient_checkpointing else {}),
+        logging_steps=sft.logging_steps,
+        save_strategy="steps",
+        save_steps=sft.save_steps,
+        save_total_limit=sft.save_total_limit,
+        seed=sft.seed,
+        report_to=sft.report_to,
+        run_name="training",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+
+
+def train(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir: str | os.PathLike | None = None,
+          callbacks: Iterable = ()) -> dict[str, Any]:
+    """Fine-tune `model_path` on tokenized rows; returns {"model_dir", "train_seconds", "log_history", ...}.
+
+    `model_dir` is the merged checkpoint (LoRA) or the full fine-tuned model, with its tokenizer.
+    """
+    output_dir = Path(output_dir or sft.output_dir or "sft_output")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = build_trainer(sft, model_path, rows, output_dir, callbacks)
+    resume_from = last_checkpoint(output_dir / "checkpoints") if sft.resume else None
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - t0
+    model_dir = output_dir / "model"
+    if trainer.accelerator.is_main_process:  # under accelerate launch only rank 0 writes the result
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if not sft.full_finetune and sft.merge:
+            model = model.merge_and_unload()
+        elif not sft.full_finetune:  # adapter only: the folder holds adapter weights + base reference
+            model_dir = output_dir / "adapter"
+        model.save_pretrained(model_dir)
+        trainer.processing_class.save_pretrained(model_dir)
+        (output_dir / "train_log.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer.accelerator.wait_for_everyone()
+    n_tokens = sum(len(r["input_ids"]) for r in rows)
+    return {
+        "model_dir": model_dir,
+        "train_seconds": seconds,
+        "resumed_from": resume_from,
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "log_history": trainer.state.log_history,
+        "n_examples": len(rows),
+        "n_tokens": n_tokens,
+    }
+
+
+def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps({"input_ids": r["input_ids"], "assistant_masks": r["assistant_masks"]}) + "\n")
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True, help="JSONL of tokenized rows {input_ids, assistant_masks}")
+    p.add_argument("--model", required=True, help="base model: a Hugging Face folder or a shipped model name")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--config", help="SFT settings file (.toml/.yaml/.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one SFT setting")
+    a = p.parse_args(argv)
+    d = dataclasses.asdict(SFT.from_file(a.config)) if a.config else {}
+    for kv in a.set:
+        if "=" not in kv:
+            p.error(f"--set expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        d[k] = _parse_value(v)
+    sft = SFT.from_dict(d)
+    model = a.model
+    if not Path(model).exists():  # a shipped model name -> its converted HF folder
+        from agentdistill.lm import resolve_model_path
+
+        model = resolve_model_path(model)
+    out = train(sft, model, read_rows(a.data), a.output_dir)
+    print(json.dumps({k: str(v) for k, v in out.items() if k != "log_history"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
