@@ -16,7 +16,7 @@ _EXPORTS = {
     "exact_match": "factual_grading", "f1_score": "factual_grading", "normalize_answer": "factual_grading",
     "LLMJudge": "factual_grading",
     "answer_correct": "metrics", "answer_f1": "metrics", "task_family": "metrics",
-    "evaluate": "evaluate", "EvalResult": "evaluate",
+    "evaluate": "evaluation", "EvalResult": "evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

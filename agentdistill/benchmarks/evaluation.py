@@ -1,0 +1,243 @@
+"""Run a program on benchmarks: per-example JSONL, accuracy per benchmark and their average, logged to MLflow.
+
+    from agentdistill.benchmarks import evaluate
+    result = evaluate(program, ["math500", "gsm-hard"], limit=50, num_threads=4, output_dir="runs/eval")
+    result.accuracy            # {"math500": 0.31, "gsm-hard": 0.12}; result.average
+    # -> runs/eval/<benchmark>.jsonl: id, question, gold, prediction, correct, f1, steps, tokens, seconds, error,
+    #    trajectory (the agent's steps / the CoT chat)
+
+`program` is any DSPy module called as `program(question=...)` (CodeAgent, ChainOfThoughtSolver, either inside
+SelfConsistency). Inside an active MLflow run the metrics go there; else `run_name=` opens one (see tracking).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dspy
+
+from agentdistill.benchmarks.factual_grading import LLMJudge
+from agentdistill.benchmarks.loaders import load_benchmark
+from agentdistill.benchmarks.metrics import answer_correct, answer_f1, predicted_answer, task_family
+
+
+@dataclass
+class ExampleResult:
+    benchmark: str
+    id: str
+    question: str
+    gold: str
+    prediction: object
+    correct: bool
+    f1: float
+    steps: int | None
+    tokens: int | None
+    seconds: float
+    judge: bool | None = None
+    error: str | None = None
+    trajectory: dict | None = None  # the agent's Trajectory.to_dict() (or a CoT's messages), for inspection
+
+
+@dataclass
+class EvalResult:
+    accuracy: dict[str, float]  # benchmark -> fraction correct
+    f1: dict[str, float]
+    judge_accuracy: dict[str, float]
+    results: dict[str, list[ExampleResult]] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # benchmark -> JSONL path
+
+    @property
+    def average(self) -> float:
+        return sum(self.accuracy.values()) / len(self.accuracy) if self.accuracy else 0.0
+
+    def metrics(self) -> dict[str, float]:
+        """Everything as MLflow metric names (see agentdistill.tracking)."""
+        from agentdistill import tracking
+
+        out = {tracking.metric_key(b): v for b, v in self.accuracy.items()}
+        out[tracking.metric_key(tracking.AVERAGE)] = self.average
+        out.update({tracking.metric_key(b, "f1"): v for b, v in self.f1.items()})
+        out.update({tracking.metric_key(b, "judge_accuracy"): v for b, v in self.judge_accuracy.items()})
+        for b, rows in self.results.items():
+            out[tracking.metric_key(b, "examples")] = len(rows)
+            out[tracking.metric_key(b, "errors")] = sum(r.error is not None for r in rows)
+            for name, attr in (("mean_steps", "steps"), ("mean_tokens", "tokens"), ("mean_seconds", "seconds")):
+                vals = [getattr(r, attr) for r in rows if getattr(r, attr) is not None]
+                if vals:
+                    out[tracking.metric_key(b, name)] = sum(vals) / len(vals)
+        return out
+
+
+def _steps_and_tokens(pred) -> tuple[int | None, int | None]:
+    """Agent step count and LM tokens from a prediction's trajectory (or DSPy's usage tracker)."""
+    steps = tokens = None
+    traj = getattr(pred, "trajectory", None) if pred is not None else None
+    if traj is None and isinstance(pred, dspy.Prediction):
+        traj = pred.get("trajectory")
+    if traj is not None:
+        st = getattr(traj, "steps", None)
+        if st is None and isinstance(traj, dict):
+            st = traj.get("steps")
+        if isinstance(st, list):
+            steps = len(st)
+        usage = getattr(traj, "usage", None) if not isinstance(traj, dict) else traj.get("usage")
+        tokens = _count_tokens(usage)
+    if tokens is None and isinstance(pred, dspy.Prediction):
+        try:
+            tokens = _count_tokens(pred.get_lm_usage())
+        except Exception:
+            tokens = None
+    return steps, tokens
+
+
+def _count_tokens(usage) -> int | None:
+    if not isinstance(usage, dict) or not usage:
+        return None
+    if "total_tokens" in usage or "prompt_tokens" in usage or "completion_tokens" in usage:
+        total = usage.get("total_tokens")
+        if total is None:
+            total = (usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)
+        return int(total)
+    subtotals = [_count_tokens(v) for v in usage.values() if isinstance(v, dict)]  # per-LM usage dicts
+    subtotals = [s for s in subtotals if s is not None]
+    return sum(subtotals) if subtotals else None
+
+
+def _jsonable(value):
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def _run_one(program, example, benchmark: str, judge: LLMJudge | None) -> ExampleResult:
+    start = time.perf_counter()
+    pred, error = None, None
+    try:
+        with dspy.context(track_usage=True):
+            pred = program(**example.inputs())
+    except Exception as e:  # one failing example must not end a long evaluation
+        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+    seconds = time.perf_counter() - start
+    correct = bool(answer_correct(example, pred)) if pred is not None else False
+    f1 = float(answer_f1(example, pred)) if pred is not None else 0.0
+    steps, tokens = _steps_and_tokens(pred)
+    verdict = None
+    if judge is not None and pred is not None and task_family(example) == "factual":
+        try:
+            verdict = bool(judge(example.question, example.answer, str(predicted_answer(pred))))
+        except Exception as e:
+            error = (error or "") + f"judge failed: {type(e).__name__}: {e}"
+    return ExampleResult(benchmark=benchmark, id=str(example.get("id", "")), question=example.question,
+                         gold=str(example.answer), prediction=_jsonable(predicted_answer(pred)), correct=correct,
+                         f1=f1, steps=steps, tokens=tokens, seconds=round(seconds, 3), judge=verdict, error=error,
+                         trajectory=_trajectory(pred))
+
+
+def _trajectory(pred) -> dict | None:
+    if pred is None:
+        return None
+    traj = getattr(pred, "trajectory", None)
+    if hasattr(traj, "to_dict"):
+        return traj.to_dict()
+    if isinstance(traj, dict):
+        return traj
+    messages = getattr(pred, "messages", None)  # ChainOfThoughtSolver: the chat it saw and wrote
+    return {"messages": messages} if isinstance(messages, list) else None
+
+
+def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "test", num_threads: int = 1,
+             output_dir=None, data_dir=None, judge_lm: dspy.LM | None = None, log_to_mlflow: bool = True,
+             run_name: str | None = None, experiment: str | None = None, params: dict | None = None,
+             progress: bool = True, console=None) -> EvalResult:
+    """Evaluate `program` on benchmarks (names, or a dict name -> list of examples); see the module docstring.
+
+    Args:
+        limit: first `limit` examples of each benchmark (file order).
+        num_threads: examples run concurrently from threads (each sees the caller's dspy.context).
+        output_dir: where `<benchmark>.jsonl` files go (None: not written).
+        judge_lm: optional LM for the factual LLM judge, logged as `judge_accuracy/<benchmark>`.
+        log_to_mlflow: log metrics (+ the JSONL files) to the active run, or to a new run `run_name`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if isinstance(benchmarks, str):
+        benchmarks = [benchmarks]
+    if isinstance(benchmarks, dict):
+        sets = {name: list(exs)[:limit] if limit else list(exs) for name, exs in benchmarks.items()}
+    else:
+        sets = {name: load_benchmark(name, split=split, limit=limit, data_dir=data_dir) for name in benchmarks}
+    judge = LLMJudge(judge_lm) if judge_lm is not None else None
+    out_dir = Path(output_dir) if output_dir else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    result = EvalResult(accuracy={}, f1={}, judge_accuracy={})
+    total = sum(len(v) for v in sets.values())
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("acc {task.fields[acc]:.1%}"), TimeElapsedColumn(), console=console,
+                  disable=not progress, transient=False) as bar:
+        overall = bar.add_task("all", total=total, acc=0.0)
+        n_done = n_correct = 0
+        for name, examples in sets.items():
+            task = bar.add_task(name, total=len(examples), acc=0.0)
+            rows: list[ExampleResult | None] = [None] * len(examples)
+            jsonl = (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") if out_dir else None
+            correct = 0
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
+                # copy_context per task: the caller's dspy.context (LM, adapter) holds in the worker threads
+                futures = {pool.submit(contextvars.copy_context().run, _run_one, program, ex, name, judge): i
+                           for i, ex in enumerate(examples)}
+                for fut in concurrent.futures.as_completed(futures):
+                    row = fut.result()
+                    rows[futures[fut]] = row
+                    correct += row.correct
+                    n_done, n_correct = n_done + 1, n_correct + row.correct
+                    if jsonl:  # appended as each finishes, so a long run can be inspected while it goes
+                        jsonl.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
+                        jsonl.flush()
+                    done = sum(r is not None for r in rows)
+                    bar.update(task, advance=1, acc=correct / done)
+                    bar.update(overall, advance=1, acc=n_correct / n_done)
+            if jsonl:
+                jsonl.close()
+                result.files[name] = str(out_dir / f"{name}.jsonl")
+            result.results[name] = rows
+            result.accuracy[name] = correct / len(rows) if rows else 0.0
+            if examples and task_family(examples[0]) == "factual":
+                result.f1[name] = sum(r.f1 for r in rows) / len(rows)
+            if judge is not None:
+                judged = [r.judge for r in rows if r.judge is not None]
+                if judged:
+                    result.judge_accuracy[name] = sum(judged) / len(judged)
+
+    if log_to_mlflow:
+        _log(result, run_name=run_name, experiment=experiment, params=params)
+    return result
+
+
+def _log(result: EvalResult, *, run_name, experiment, params) -> None:
+    import mlflow
+
+    from agentdistill import tracking
+
+    def log():
+        tracking.log_metrics(result.metrics())
+        for path in result.files.values():
+            tracking.log_artifact(path, artifact_path="eval")
+
+    if mlflow.active_run() is not None and run_name is None:
+        if params:
+            mlflow.log_params(tracking.flatten_params(params))
+        log()
+    else:
+        with tracking.start_run(run_name, experiment=experiment, params=params,
+                                nested=mlflow.active_run() is not None):
+            log()

@@ -1,0 +1,299 @@
+"""The main job's TOML config: one dataclass per table, validated with errors that name the fix.
+
+    cfg = load_config("configs/quickstart.toml")     # ConfigError: "unknown key 'epoch' in [sft]; did you mean 'epochs'?"
+    cfg.variants()                                   # ["student-agent", "student-agent+sag", "agent-distill", ...]
+
+Tables and keys (all optional except [teacher] and [student] model names; see configs/quickstart.toml):
+
+    [run]       experiment, output_dir, seed, threads, tracking_uri
+    [task]      family ("math" | "factual"), max_steps, max_tokens
+    [teacher]   model, api_base, backend, api_key_env, temperature, max_tokens
+    [student]   model, backend, base_model, temperature, max_tokens
+    [trainset]  benchmark | file, split, limit, data_dir
+    [retrieval] index | url, k                 (factual tasks: the search tool's index or server)
+    [distill]   variants, first_thought_prefix, teacher_threads
+    [sft]       any field of agentdistill.optimizers SFT (lora_r, epochs, learning_rate, max_length, ...)
+    [eval]      benchmarks, limit, split, data_dir, judge_model
+    [sag]       enabled, n, temperature, top_p
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VARIANTS = ("student-cot", "student-agent", "cot-distill", "agent-distill")
+VARIANT_DOC = {
+    "student-cot": "the student before distillation, chain-of-thought prompting",
+    "student-agent": "the student before distillation, as a code agent",
+    "cot-distill": "the student after CoTDistill (SFT on the teacher's chains of thought)",
+    "agent-distill": "the student after AgentDistill (SFT on the teacher's code-agent trajectories)",
+}
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the table, the key and the fix."""
+
+
+@dataclass
+class RunConfig:
+    experiment: str = "agentdistill"  # MLflow experiment (one run per variant)
+    output_dir: str = "runs/agentdistill"  # trajectories, checkpoints, eval JSONL, the results table
+    seed: int = 0
+    threads: int = 1  # evaluation threads
+    tracking_uri: str = ""  # "" -> $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
+
+
+@dataclass
+class TaskConfig:
+    family: str = "math"  # "math": Python-only agent; "factual": agent with the retrieval tool
+    max_steps: int = 5  # agent steps per question
+    max_tokens: int = 512  # per LM call (agent step / CoT answer)
+
+
+@dataclass
+class ModelConfig:
+    model: str = ""  # shipped name, HF folder/hub id (local engine), or "<provider>/<name>" (litellm, with api_base)
+    api_base: str = ""  # OpenAI-compatible server (vLLM, SGLang), e.g. "http://gpu:8000/v1"
+    backend: str = ""  # local engine: "transformers" (default) or "llama.cpp" (faster on CPU; not for the student)
+    api_key_env: str = ""  # environment variable holding the API key
+    base_model: str = ""  # student only: its weights (HF folder / hub id) when `model` is a server, for fine-tuning
+    temperature: float = 0.0
+    max_tokens: int = 0  # per LM call of this model's programs; 0 -> [task] max_tokens
+
+
+@dataclass
+class TrainsetConfig:
+    benchmark: str = "math"  # a registry name (math, math_medium, hotpotqa) ...
+    file: str = ""  # ... or a question file of the paper's format (overrides benchmark)
+    split: str = "train"
+    limit: int = 100
+    data_dir: str = ""  # "" -> $AGENTDISTILL_DATA or the shared data folder
+
+
+@dataclass
+class RetrievalConfig:
+    index: str = ""  # a ColBERT index name or folder (agentdistill index build ...)
+    url: str = ""  # ... or a ColBERT search server (agentdistill index serve ...)
+    k: int = 3  # passages per search
+
+
+@dataclass
+class DistillConfig:
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    first_thought_prefix: bool = True  # seed the teacher's first step with its own first thought
+    teacher_threads: int = 1  # concurrent teacher episodes while collecting trajectories
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[str] = field(default_factory=lambda: ["math500"])
+    limit: int = 50  # first N questions of each benchmark (0: all)
+    split: str = "test"
+    data_dir: str = ""
+    judge_model: str = ""  # optional LLM judge for factual sets (litellm model name), logged separately
+
+
+@dataclass
+class SagConfig:
+    enabled: bool = True  # also evaluate every variant wrapped in SelfConsistency
+    n: int = 8
+    temperature: float = 0.4
+    top_p: float = 0.8
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    teacher: ModelConfig = field(default_factory=ModelConfig)
+    student: ModelConfig = field(default_factory=ModelConfig)
+    trainset: TrainsetConfig = field(default_factory=TrainsetConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    sft: dict = field(default_factory=dict)  # validated against the SFT dataclass of agentdistill.optimizers
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    sag: SagConfig = field(default_factory=SagConfig)
+    path: str = ""  # where it was read from
+
+    def variants(self) -> list[str]:
+        """The rows of the results table, in run order (each variant, then its SelfConsistency version)."""
+        out = []
+        for v in self.distill.variants:
+            out.append(v)
+            if self.sag.enabled:
+                out.append(f"{v}+sag")
+        return out
+
+    def sft_settings(self):
+        """The `SFT` dataclass for [sft] (output_dir under [run] output_dir unless given)."""
+        from agentdistill.optimizers.training import SFT
+
+        return SFT(**self.sft)
+
+    def to_dict(self) -> dict:
+        return {f.name: (dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
+                         else getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "path"}
+
+
+TABLES = {f.name: f for f in dataclasses.fields(Config) if f.name != "path"}
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    close = close or [o for o in options if word.startswith(o) or o.startswith(word)][:1]  # "evaluation" -> "eval"
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
+
+
+def _type_ok(value, annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (object,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is object or annotation is typing.Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is list:
+        item = typing.get_args(annotation)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(item, str(item))
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+            type(None): "none"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _build(cls, table: str, values, hints_cls=None):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{table}] must be a table (a [{table}] section), got {values!r}")
+    hints = typing.get_type_hints(hints_cls or cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown key '{key}' in [{table}]{_suggest(key, names)}")
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(f"[{table}] {key} must be {_type_name(hints[key])}, got {value!r}")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as e:  # the dataclass's own checks (e.g. SFT.__post_init__)
+        raise ConfigError(f"[{table}] {e}") from None
+
+
+def _validate_sft(values: dict) -> dict:
+    try:
+        from agentdistill.optimizers.training import SFT
+    except ImportError:  # optimizers not installed: keys are checked when the job builds the trainer
+        return dict(values)
+    if not isinstance(values, dict):
+        raise ConfigError(f"[sft] must be a table, got {values!r}")
+    _build(SFT, "sft", values)  # unknown keys, wrong types (with suggestions), SFT's own checks
+    return dict(values)
+
+
+def _check_values(cfg: Config) -> None:
+    from agentdistill.benchmarks.loaders import BenchmarkNotFoundError, canonical_name
+
+    def positive(table, key, value, minimum=1):
+        if value < minimum:
+            raise ConfigError(f"[{table}] {key} must be >= {minimum}, got {value}")
+
+    if cfg.task.family not in ("math", "factual"):
+        raise ConfigError(f"[task] family must be 'math' or 'factual', got {cfg.task.family!r}")
+    positive("task", "max_steps", cfg.task.max_steps)
+    positive("task", "max_tokens", cfg.task.max_tokens, 16)
+    positive("run", "threads", cfg.run.threads)
+    for role in ("teacher", "student"):
+        if getattr(cfg, role).backend not in ("", "transformers", "llama.cpp"):
+            raise ConfigError(f"[{role}] backend must be \"transformers\" or \"llama.cpp\", got "
+                              f"{getattr(cfg, role).backend!r}")
+        if not getattr(cfg, role).model.strip():
+            raise ConfigError(f"[{role}] model is required, e.g. model = "
+                              f"\"{'qwen2.5-coder-0.5b-instruct' if role == 'teacher' else 'smollm2-135m-instruct'}\"")
+    for v in cfg.distill.variants:
+        if v not in VARIANTS:
+            raise ConfigError(f"[distill] variants: unknown variant {v!r}{_suggest(v, VARIANTS)}"
+                              .replace("valid keys", "valid variants"))
+    if not cfg.distill.variants:
+        raise ConfigError(f"[distill] variants is empty; choose from {', '.join(VARIANTS)}")
+    if not cfg.eval.benchmarks:
+        raise ConfigError("[eval] benchmarks is empty; e.g. benchmarks = [\"math500\", \"gsm-hard\"]")
+    try:
+        cfg.eval.benchmarks = [b if b.endswith((".json", ".jsonl")) else canonical_name(b)
+                               for b in cfg.eval.benchmarks]
+    except BenchmarkNotFoundError as e:
+        raise ConfigError(f"[eval] {e}") from None
+    try:
+        if not cfg.trainset.file:
+            cfg.trainset.benchmark = canonical_name(cfg.trainset.benchmark)
+    except BenchmarkNotFoundError as e:
+        raise ConfigError(f"[trainset] {e}") from None
+    if cfg.trainset.file and not Path(cfg.trainset.file).is_file():
+        raise ConfigError(f"[trainset] file {cfg.trainset.file!r} does not exist (relative paths are read from "
+                          f"the folder you run in: {Path.cwd()})")
+    positive("trainset", "limit", cfg.trainset.limit)
+    positive("eval", "limit", cfg.eval.limit, 0)
+    positive("sag", "n", cfg.sag.n)
+    positive("distill", "teacher_threads", cfg.distill.teacher_threads)
+    if not 0 < cfg.sag.top_p <= 1:
+        raise ConfigError(f"[sag] top_p must be in (0, 1], got {cfg.sag.top_p}")
+    if cfg.task.family == "factual" and not (cfg.retrieval.index or cfg.retrieval.url):
+        raise ConfigError("[retrieval] index is required for factual tasks: build one with "
+                          "`agentdistill index build ...` and set index = \"<name or folder>\" (or url = a server)")
+    if cfg.retrieval.index and cfg.retrieval.url:
+        raise ConfigError("[retrieval] set index or url, not both")
+
+
+def parse_config(data: dict, path: str = "<config>") -> Config:
+    """A validated Config from a parsed TOML document."""
+    for table in data:
+        if table not in TABLES:
+            raise ConfigError(f"unknown table [{table}]{_suggest(table, list(TABLES))}".replace("valid keys",
+                                                                                          "valid tables"))
+    kwargs = {}
+    for name, f in TABLES.items():
+        if name not in data:
+            continue
+        if name == "sft":
+            kwargs[name] = _validate_sft(data[name])
+        else:
+            cls = f.default_factory().__class__
+            kwargs[name] = _build(cls, name, data[name])
+    cfg = Config(**kwargs, path=str(path))
+    _check_values(cfg)
+    return cfg
+
+
+def load_config(path) -> Config:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (try configs/quickstart.toml)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return parse_config(data, path)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def api_key(model: ModelConfig) -> str | None:
+    return os.environ.get(model.api_key_env) if model.api_key_env else None

@@ -1,0 +1,69 @@
+"""`evaluate` on a scripted program: per-example JSONL, accuracy, and the metrics in a temporary MLflow store."""
+
+import json
+
+import dspy
+import mlflow
+import pytest
+
+from agentdistill.benchmarks.evaluation import evaluate
+from agentdistill.benchmarks.loaders import load_benchmark
+
+
+class Scripted(dspy.Module):
+    """Answers from a fixed table (question -> answer); raises on questions it was told to fail."""
+
+    def __init__(self, answers: dict, fail: set = frozenset()):
+        super().__init__()
+        self.answers, self.fail = answers, fail
+
+    def forward(self, question):
+        if question in self.fail:
+            raise RuntimeError("scripted failure")
+        trajectory = {"steps": [{"code": "x = 1"}, {"code": "final_answer(x)"}],
+                      "usage": {"prompt_tokens": 100, "completion_tokens": 20}}
+        return dspy.Prediction(answer=self.answers.get(question, "no idea"), trajectory=trajectory)
+
+
+def test_evaluate_writes_jsonl_and_mlflow_metrics(tmp_path, mlflow_store):
+    math = load_benchmark("math500", limit=4)
+    hot = load_benchmark("hotpotqa", limit=2)
+    answers = {math[0].question: "(3, pi/2)", math[1].question: "p - q", math[2].question: "wrong",
+               hot[0].question: "Coahuila, Mexico", hot[1].question: "Larnelle"}
+    program = Scripted(answers, fail={math[3].question})
+
+    result = evaluate(program, {"math500": math, "hotpotqa": hot}, num_threads=2, output_dir=tmp_path / "out",
+                      run_name="scripted", experiment="eval-test", params={"variant": "scripted"}, progress=False)
+
+    assert result.accuracy == {"math500": 0.5, "hotpotqa": 0.5}
+    assert result.average == 0.5
+    assert result.f1["hotpotqa"] == pytest.approx((1 + 2 / 3) / 2)  # "Larnelle" vs "Larnelle Harris"
+    rows = [json.loads(line) for line in (tmp_path / "out" / "math500.jsonl").read_text().splitlines()]
+    by_id = {r["id"]: r for r in rows}
+    assert len(rows) == 4 and set(by_id) == {e.id for e in math}
+    assert by_id[math[0].id]["correct"] is True and by_id[math[0].id]["prediction"] == "(3, pi/2)"
+    assert by_id[math[2].id]["correct"] is False
+    assert by_id[math[3].id]["error"].startswith("RuntimeError: scripted failure")
+    assert by_id[math[0].id]["steps"] == 2 and by_id[math[0].id]["tokens"] == 120
+    assert by_id[math[0].id]["seconds"] >= 0 and by_id[math[0].id]["gold"] == math[0].answer
+    assert by_id[math[0].id]["trajectory"]["steps"][1] == {"code": "final_answer(x)"}
+
+    run = mlflow.search_runs(experiment_names=["eval-test"], output_format="list")[0]
+    m = run.data.metrics
+    assert m["accuracy/math500"] == 0.5 and m["accuracy/hotpotqa"] == 0.5 and m["accuracy/average"] == 0.5
+    assert m["errors/math500"] == 1 and m["examples/hotpotqa"] == 2 and m["mean_steps/math500"] == 2
+    assert run.data.params["variant"] == "scripted" and run.info.run_name == "scripted"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "eval")}
+    assert artifacts == {"eval/math500.jsonl", "eval/hotpotqa.jsonl"}
+
+
+def test_evaluate_by_name_with_limit_and_judge(mlflow_store):
+    from dspy.utils import DummyLM
+
+    hot = load_benchmark("hotpotqa", limit=2)
+    program = Scripted({hot[0].question: "the state of Coahuila", hot[1].question: "Larnelle Harris"})
+    judge_lm = DummyLM([{"correct": "True"}])  # only the first (not exact) answer reaches the judge
+    result = evaluate(program, ["hotpotqa"], limit=2, judge_lm=judge_lm, log_to_mlflow=False, progress=False)
+    assert result.accuracy == {"hotpotqa": 0.5}  # EM: judge verdicts never mix into accuracy
+    assert result.judge_accuracy == {"hotpotqa": 1.0}
+    assert "judge_accuracy/hotpotqa" in result.metrics()

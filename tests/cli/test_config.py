@@ -1,0 +1,76 @@
+"""The main job's config: the shipped configs validate; wrong keys and values are named with the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from agentdistill.cli.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = {"teacher": {"model": "qwen2.5-coder-0.5b-instruct"}, "student": {"model": "smollm2-135m-instruct"}}
+
+
+def _with(**tables):
+    data = {k: dict(v) for k, v in MINIMAL.items()}
+    for name, values in tables.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml", "smoke.toml", "factual.toml"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_config(ROOT / "configs" / name)
+    assert cfg.teacher.model == "qwen2.5-coder-0.5b-instruct" and cfg.student.model == "smollm2-135m-instruct"
+    assert cfg.task.family == ("factual" if name == "factual.toml" else "math")
+    cfg.sft_settings()  # the [sft] table builds the optimizers' SFT dataclass
+
+
+def test_quickstart_variants_cover_before_after_and_sag():
+    cfg = load_config(ROOT / "configs" / "quickstart.toml")
+    assert cfg.variants() == ["student-cot", "student-cot+sag", "student-agent", "student-agent+sag",
+                              "cot-distill", "cot-distill+sag", "agent-distill", "agent-distill+sag"]
+
+
+def test_defaults_and_benchmark_aliases_are_canonical():
+    cfg = parse_config(_with(eval={"benchmarks": ["MATH-500", "gsm_hard"]}))
+    assert cfg.eval.benchmarks == ["math500", "gsm-hard"]
+    assert cfg.sag.enabled and cfg.sag.n == 8
+
+
+@pytest.mark.parametrize("data,message", [
+    (_with(sft={"epoch": 2}), "unknown key 'epoch' in [sft]; did you mean 'epochs'?"),
+    (_with(eval={"benchmark": ["math500"]}), "unknown key 'benchmark' in [eval]; did you mean 'benchmarks'?"),
+    (_with(sag={"temprature": 0.4}), "unknown key 'temprature' in [sag]; did you mean 'temperature'?"),
+    ({**MINIMAL, "evaluation": {}}, "unknown table [evaluation]; did you mean 'eval'?"),
+    (_with(eval={"limit": "ten"}), "[eval] limit must be an integer, got 'ten'"),
+    (_with(sag={"enabled": "yes"}), "[sag] enabled must be true/false, got 'yes'"),
+    (_with(eval={"benchmarks": "math500"}), "[eval] benchmarks must be a list of strings, got 'math500'"),
+    (_with(sft={"lora_r": 1.5}), "[sft] lora_r must be an integer, got 1.5"),
+    (_with(sft={"epochs": 0}), "[sft] SFT needs epochs > 0 or max_steps > 0"),
+    (_with(task={"family": "maths"}), "[task] family must be 'math' or 'factual', got 'maths'"),
+    (_with(task={"max_steps": 0}), "[task] max_steps must be >= 1, got 0"),
+    (_with(eval={"benchmarks": ["math5000"]}), "[eval] unknown benchmark 'math5000'. Did you mean 'math500'?"),
+    (_with(trainset={"benchmark": "hotpot_qa"}), "[trainset] unknown benchmark 'hotpot_qa'. Did you mean"),
+    (_with(trainset={"file": "nope/missing.json"}), "[trainset] file 'nope/missing.json' does not exist"),
+    (_with(distill={"variants": ["agent_distill"]}), "unknown variant 'agent_distill'; did you mean 'agent-distill'?"),
+    (_with(task={"family": "factual"}), "[retrieval] index is required for factual tasks"),
+    (_with(sag={"top_p": 1.5}), "[sag] top_p must be in (0, 1], got 1.5"),
+    ({"student": {"model": "smollm2-135m-instruct"}}, "[teacher] model is required"),
+])
+def test_config_errors_name_the_problem_and_the_fix(data, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert message in str(err.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sft\nepochs = 2\n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(bad)
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[teacher]\nmodel = "t"\n[student]\nmodel = "s"\n[sft]\nepoch = 2\n')
+    with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'epoch' in \[sft\]; did you mean 'epochs'\?"):
+        load_config(typo)

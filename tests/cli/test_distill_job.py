@@ -1,0 +1,97 @@
+"""The main job end to end on a scripted student LM (no model weights): evaluation, MLflow runs, table, chart."""
+
+import json
+
+import mlflow
+from rich.console import Console
+
+from agentdistill.benchmarks import load_benchmark
+from agentdistill.cli import distill
+from agentdistill.cli.config import parse_config
+from tests.cli.question_lm import scripted_lm
+
+
+def test_job_runs_variants_and_logs_everything(mlflow_store, tmp_path, monkeypatch):
+    math = load_benchmark("math500", limit=3)
+    gsm = load_benchmark("gsm-hard", limit=2)
+    replies = {math[0].question[:60]: "polar: r = 3, theta = pi/2\n\nAnswer: (3, pi/2)",
+               math[2].question[:60]: "sum the values\n\nAnswer: 14/3",
+               gsm[0].question[:60]: "218983 * 2 * 30\n\nAnswer: 13138980"}
+    lm, engine = scripted_lm(replies)
+    monkeypatch.setattr(distill, "make_lm", lambda model, default_max_tokens=512: lm)
+    cfg = parse_config({
+        "run": {"experiment": "job", "output_dir": str(tmp_path / "out")},
+        "teacher": {"model": "unused"}, "student": {"model": "scripted"},
+        "distill": {"variants": ["student-cot"]},
+        "eval": {"benchmarks": ["math500", "gsm-hard"], "limit": 3},
+        "sag": {"enabled": True, "n": 3, "temperature": 0.7},
+    })
+    console = Console(record=True, width=150)
+    results = distill.run_job(cfg, console)
+
+    # math500: 2 of 3 right; gsm-hard (limit 3 -> 3 questions): 1 of 3 right; the same with self-consistency
+    assert results["student-cot"]["math500"] == 2 / 3 and results["student-cot"]["gsm-hard"] == 1 / 3
+    assert results["student-cot+sag"] == results["student-cot"]
+    assert engine.calls == 6 + 6 * 3  # 6 questions once, then 3 samples each
+    text = console.export_text()
+    assert "student-cot+sag" in text and "66.7" in text and "average" in text
+
+    out = tmp_path / "out"
+    assert json.loads((out / "results.json").read_text())["results"]["student-cot"]["average"] == 0.5
+    rows = [json.loads(line) for line in (out / "eval" / "student-cot" / "gsm-hard.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and sum(r["correct"] for r in rows) == 1
+    assert (out / "comparison.png").stat().st_size > 10_000
+
+    runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["job"], output_format="list")}
+    assert set(runs) == {"student-cot", "student-cot+sag", "comparison"}
+    sag = runs["student-cot+sag"].data
+    assert sag.params["variant"] == "student-cot+sag" and sag.params["sag_n"] == "3" and sag.params["program"] == "cot"
+    assert sag.metrics["accuracy/average"] == 0.5 and "eval_seconds" in sag.metrics
+
+
+def test_job_agent_variant_runs_the_real_agent_loop(mlflow_store, tmp_path, monkeypatch):
+    gsm = load_benchmark("gsm-hard", limit=2)
+    code_reply = "Thought: multiply.\n```python\nfinal_answer(218983 * 2 * 30)\n```"
+    lm, engine = scripted_lm({gsm[0].question[:60]: code_reply})  # the other question gets no code: parse errors
+    monkeypatch.setattr(distill, "make_lm", lambda model, default_max_tokens=512: lm)
+    cfg = parse_config({
+        "run": {"experiment": "agentjob", "output_dir": str(tmp_path / "out")},
+        "task": {"max_steps": 2},
+        "teacher": {"model": "unused"}, "student": {"model": "scripted"},
+        "distill": {"variants": ["student-agent"]},
+        "eval": {"benchmarks": ["gsm-hard"], "limit": 2},
+        "sag": {"enabled": True, "n": 2, "temperature": 0.5},
+    })
+    results = distill.run_job(cfg, Console(record=True, width=150))
+    assert results["student-agent"]["gsm-hard"] == 0.5 and results["student-agent+sag"]["gsm-hard"] == 0.5
+    rows = {json.loads(x)["id"]: json.loads(x) for x in
+            (tmp_path / "out" / "eval" / "student-agent" / "gsm-hard.jsonl").read_text().splitlines()}
+    assert rows[gsm[0].id]["correct"] and rows[gsm[0].id]["steps"] == 1
+    assert rows[gsm[0].id]["prediction"] in (13138980, "13138980")
+    assert not rows[gsm[1].id]["correct"] and rows[gsm[1].id]["steps"] == 2  # out of steps
+    steps = rows[gsm[0].id]["trajectory"]["steps"]
+    assert steps[0]["code"].strip() == "final_answer(218983 * 2 * 30)" and steps[0]["is_final"]
+
+
+def test_a_failing_compile_is_reported_and_the_job_goes_on(mlflow_store, tmp_path, monkeypatch):
+    math = load_benchmark("math500", limit=1)
+    lm, _ = scripted_lm({math[0].question[:60]: "r = 3\n\nAnswer: (3, pi/2)"})  # prose only: no agent code
+    monkeypatch.setattr(distill, "make_lm", lambda model, default_max_tokens=512: lm)
+    cfg = parse_config({
+        "run": {"experiment": "failjob", "output_dir": str(tmp_path / "out")},
+        "task": {"max_steps": 1},
+        "teacher": {"model": "scripted"}, "student": {"model": "scripted", "base_model": "smollm2-135m-instruct"},
+        "trainset": {"benchmark": "math500", "split": "test", "limit": 1},
+        "distill": {"variants": ["student-cot", "agent-distill"], "first_thought_prefix": False},
+        "eval": {"benchmarks": ["math500"], "limit": 1},
+        "sag": {"enabled": False},
+    })
+    console = Console(record=True, width=200)
+    results = distill.run_job(cfg, console)
+    assert list(results) == ["student-cot"] and results["student-cot"]["math500"] == 1.0
+    text = console.export_text()
+    assert "agent-distill failed:" in text and "not in the table: agent-distill" in text
+    failed = json.loads((tmp_path / "out" / "results.json").read_text())["failed"]
+    assert "no teacher trajectory passed the filter" in failed["agent-distill"]
+    runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["failjob"], output_format="list")}
+    assert "no teacher trajectory" in runs["compile:agent-distill"].data.tags["agentdistill.error"]
