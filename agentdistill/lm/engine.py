@@ -106,7 +106,32 @@ class _StopOnStrings:
                             device=input_ids.device)
 
 
-class TransformersEngine:
+class SpecState:
+    """Copies, pickles and saved programs carry an engine's `spec()` only: the weights stay in the process-wide
+    table of loaded models (never copied, never pickled), so `mlflow.dspy.log_model` and deepcopy stay cheap."""
+
+    def spec(self) -> dict:
+        raise NotImplementedError
+
+    def __getstate__(self):
+        return self.spec()
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def __deepcopy__(self, memo):
+        return type(self)(**self.spec())
+
+    # dspy.LM.dump_state/load_state (program.save) record custom engines through these two.
+    def dump_state(self) -> dict:
+        return self.spec()
+
+    @classmethod
+    def load_state(cls, state: dict):
+        return cls(**state)
+
+
+class TransformersEngine(SpecState):
     """DSPy engine running a transformers chat model in this process.
 
     Args:
@@ -141,23 +166,6 @@ class TransformersEngine:
     def __repr__(self) -> str:
         return f"TransformersEngine({self.path!r}, dtype={self.dtype!r}, device={self.device!r})"
 
-    # Copies carry the spec only; the weights stay in the shared table (never copied, never pickled).
-    def __getstate__(self):
-        return self.spec()
-
-    def __setstate__(self, state):
-        self.__init__(**state)
-
-    def __deepcopy__(self, memo):
-        return type(self)(**self.spec())
-
-    # dspy.LM.dump_state/load_state (program.save) record custom engines through these two.
-    def dump_state(self) -> dict:
-        return self.spec()
-
-    @classmethod
-    def load_state(cls, state: dict) -> "TransformersEngine":
-        return cls(**state)
 
     # -- generation ------------------------------------------------------------------------------------------
     def generate(self, messages, *, n: int = 1, temperature: float | None = 0.0, top_p: float | None = None,

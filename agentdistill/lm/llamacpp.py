@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentdistill.lm.chat import Completion, cut_at_stop, render_prompt, request_to_messages
-from agentdistill.lm.engine import completion_to_response, default_threads
+from agentdistill.lm.engine import SpecState, completion_to_response, default_threads
 
 _LOADED: dict[tuple, "_Loaded"] = {}
 _LOAD_LOCK = threading.Lock()
@@ -31,7 +31,7 @@ class _Loaded:
     lock: threading.Lock
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(SpecState):
     """DSPy engine over `llama_cpp.Llama`.
 
     Args:
@@ -53,22 +53,6 @@ class LlamaCppEngine:
 
     def __repr__(self) -> str:
         return f"LlamaCppEngine({self.gguf!r})"
-
-    def __getstate__(self):
-        return self.spec()
-
-    def __setstate__(self, state):
-        self.__init__(**state)
-
-    def __deepcopy__(self, memo):
-        return type(self)(**self.spec())
-
-    def dump_state(self) -> dict:
-        return self.spec()
-
-    @classmethod
-    def load_state(cls, state: dict) -> "LlamaCppEngine":
-        return cls(**state)
 
     def load(self) -> _Loaded:
         key = (self.gguf, self.n_ctx, self.n_threads)

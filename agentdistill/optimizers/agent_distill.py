@@ -21,7 +21,6 @@ MLflow: one parent run per compile with child runs "generation", "training" and 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -170,10 +169,7 @@ class AgentDistill(Teleprompter):
             pipeline.log_metrics({"teacher_success_rate": report.success_rate, "trajectories": report.total,
                                   "kept_trajectories": report.kept}, self.track)
             pipeline.log_json_artifact(summary, "filter_report.json", self.track)
-            if self.track:
-                import mlflow
-
-                mlflow.log_artifact(str(self.store_path))
+            pipeline.log_store(self.store_path, self.track)
             if not kept:
                 raise RuntimeError(
                     f"AgentDistill: no teacher trajectory passed the filter ({summary['dropped_by']}); "
@@ -181,16 +177,10 @@ class AgentDistill(Teleprompter):
                 )
             chats = [student_chat(student, traj) for _, traj in kept]
             run_dir = self.output_dir / f"student-{self.trajectory_settings(teacher, teacher_lm)}-{_chat_hash(chats)}"
-            sft = dataclasses.replace(self.sft, output_dir=str(run_dir))
-            out = pipeline.finetune(sft, base_model, chats, run_dir, self.track)
-            self.last_stats.update(train_seconds=out["train_seconds"], train_loss=out["train_loss"],
-                                   model_dir=str(out["model_dir"]), sft_examples=out["n_examples"])
-            compiled = pipeline.compiled_program(student, out["model_dir"], student_lm)
-            if valset:
-                self.last_stats["val_accuracy"] = pipeline.evaluate(compiled, valset, self.metric,
-                                                                    self.num_threads, self.track)
-            pipeline.log_metrics({k: v for k, v in self.last_stats.items() if isinstance(v, (int, float))},
-                                 self.track)
+            compiled = pipeline.train_and_compile(
+                student, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
+                metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
+                track=self.track)
         return compiled
 
     def get_params(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ them -> the compiled student. Same store, training and MLflow tracking as `Agent
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -106,25 +105,16 @@ class CoTDistill(Teleprompter):
             pipeline.log_metrics({"teacher_success_rate": report.success_rate, "kept_answers": report.kept},
                                  self.track)
             pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
-            if self.track:
-                import mlflow
-
-                mlflow.log_artifact(str(self.store_path))
+            pipeline.log_store(self.store_path, self.track)
             if not kept:
                 raise RuntimeError(f"CoTDistill: no teacher answer passed the metric ({report.summary()['reasons']})")
             # rendered by the STUDENT's program: its own instructions, the one CoT renderer
             chats = [student.chat(rec["task"], rec["reasoning"], rec["answer"]) for _, rec in kept]
             run_dir = self.output_dir / f"cot-student-{settings_hash(chats=chats)[:12]}"
-            out = pipeline.finetune(dataclasses.replace(self.sft, output_dir=str(run_dir)), base_model, chats,
-                                    run_dir, self.track)
-            self.last_stats.update(train_seconds=out["train_seconds"], train_loss=out["train_loss"],
-                                   model_dir=str(out["model_dir"]), sft_examples=out["n_examples"])
-            compiled = pipeline.compiled_program(student, out["model_dir"], student_lm)
-            if valset:
-                self.last_stats["val_accuracy"] = pipeline.evaluate(compiled, valset, self.metric,
-                                                                    self.num_threads, self.track)
-            pipeline.log_metrics({k: v for k, v in self.last_stats.items() if isinstance(v, (int, float))},
-                                 self.track)
+            compiled = pipeline.train_and_compile(
+                student, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
+                metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
+                track=self.track)
         return compiled
 
     def get_params(self) -> dict[str, Any]:

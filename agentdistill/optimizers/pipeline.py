@@ -208,3 +208,27 @@ def evaluate(program, valset, metric, num_threads: int, track: bool) -> float:
         score = float(getattr(result, "score", result)) / 100.0
         log_metrics({"accuracy": score}, enabled=track)
     return score
+
+
+def log_store(store_path: Path, track: bool) -> None:
+    """The trajectory/answer JSONL store as an artifact of the compile run."""
+    if track:
+        import mlflow
+
+        mlflow.log_artifact(str(store_path))
+
+
+def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT, base_model: str, student_lm,
+                      run_dir: Path, metric, valset, num_threads: int, stats: dict, track: bool) -> dspy.Module:
+    """The second half of every distillation: fine-tune on the chats, put the student on the checkpoint, score it on
+    the valset if given, and record what happened in `stats` and MLflow. Both teleprompters end here."""
+    import dataclasses
+
+    out = finetune(dataclasses.replace(sft, output_dir=str(run_dir)), base_model, chats, run_dir, track)
+    stats.update(train_seconds=out["train_seconds"], train_loss=out["train_loss"], model_dir=str(out["model_dir"]),
+                 sft_examples=out["n_examples"])
+    compiled = compiled_program(student, out["model_dir"], student_lm)
+    if valset:
+        stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track)
+    log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, track)
+    return compiled

@@ -1,7 +1,6 @@
 """Loaders on every shipped question file, named benchmarks, data-folder discovery, and format errors."""
 
 import json
-from pathlib import Path
 
 import dspy
 import pytest

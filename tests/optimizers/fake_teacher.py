@@ -43,11 +43,12 @@ def teacher_reply(messages):
 
 
 class CountingEngine(ScriptedEngine):
-    """Replies forever with teacher_reply; counts calls per task question; can be told to fail on some tasks."""
+    """Replies forever with `reply` (default: teacher_reply); raises on the tasks whose A is in fail_on (a teacher
+    server that went away mid-run)."""
 
-    def __init__(self, fail_on=()):
+    def __init__(self, fail_on=(), reply=teacher_reply):
         super().__init__([])
-        self.fail_on = set(fail_on)
+        self.fail_on, self.reply = set(fail_on), reply
 
     def complete(self, request):
         self.replies = [self._reply]
@@ -57,7 +58,7 @@ class CountingEngine(ScriptedEngine):
         a, b = _numbers(messages)
         if a in self.fail_on:
             raise RuntimeError(f"teacher server went away on task {a}")
-        return teacher_reply(messages)
+        return self.reply(messages)
 
     def questions(self):
         return [_numbers(r["messages"]) for r in self.requests]
