@@ -1,0 +1,129 @@
+"""A real agent-distillation experiment on CPU: teacher Qwen2.5-Coder-0.5B-Instruct (llama.cpp) -> student
+SmolLM2-135M-Instruct, on MATH train problems; the figures in the README's "Distilling" section come from it.
+
+    .venv/bin/python examples/math_agent_distillation.py --stages noprefix,prefix,baseline,compile --epochs 3
+
+Tasks: MATH train (math_medium_1000, Level 2, integer answers, Prealgebra/Algebra/Number Theory, short questions)
+in file order; HELD_START..HELD_START+N_HELD are held out for the student's solve rate, the first N_TRAIN of the
+rest are distilled. Stages write results.json after each step; the trajectory store makes every stage resumable.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+WORK = Path(os.environ.get("OPT_REAL_DIR", "runs/math_agent_distillation"))
+WORK.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{WORK}/mlflow.db")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import agentdistill as ad  # noqa: E402
+
+from agentdistill.benchmarks import answer_correct, load_benchmark  # noqa: E402
+from agentdistill.optimizers import SFT, AgentDistill  # noqa: E402
+from agentdistill.optimizers.filtering import filter_trajectories  # noqa: E402
+from agentdistill.optimizers.store import example_id  # noqa: E402
+from agentdistill.programs import math_agent  # noqa: E402
+
+RESULTS = WORK / os.environ.get("OPT_RESULTS", "results.json")
+
+
+def load_results():
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save(key, value):
+    r = load_results()
+    r[key] = value
+    RESULTS.write_text(json.dumps(r, indent=1, default=str))
+    print(f"== {key}: {json.dumps(value, default=str)[:2000]}", flush=True)
+
+
+def pick_tasks(n_train, n_held, held_start):
+    examples = load_benchmark("math_medium", split="train")
+    ok = [e for e in examples if e.get("level") == "Level 2" and re.fullmatch(r"-?\d+", str(e.answer).strip())
+          and len(e.question) < 220 and e.get("type") in {"Prealgebra", "Algebra", "Number Theory"}]
+    held = ok[held_start:held_start + n_held]
+    return (ok[:held_start] + ok[held_start + n_held:])[:n_train], held
+
+
+def evaluate(program, devset, name):
+    t0 = time.time()
+    rows = []
+    for i, ex in enumerate(devset):
+        try:
+            pred = program(question=ex.question)
+            ok = bool(answer_correct(ex, pred))
+            ans, steps = pred.answer, len(pred.trajectory.steps)
+            parse = pred.trajectory.parse_errors
+        except Exception as e:  # noqa: BLE001
+            ok, ans, steps, parse = False, f"ERROR {type(e).__name__}: {e}", 0, 0
+        rows.append({"id": ex.id, "gold": ex.answer, "answer": ans, "correct": ok, "steps": steps,
+                     "parse_errors": parse})
+        print(f"[{name}] {i + 1}/{len(devset)} correct={ok} answer={str(ans)[:40]!r} gold={ex.answer}", flush=True)
+    acc = sum(r["correct"] for r in rows) / len(rows)
+    return {"accuracy": acc, "correct": sum(r["correct"] for r in rows), "n": len(rows),
+            "seconds": round(time.time() - t0, 1), "rows": rows}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stages", default="prefix,baseline,compile,noprefix")
+    ap.add_argument("--n-train", type=int, default=72)
+    ap.add_argument("--n-held", type=int, default=20)
+    ap.add_argument("--held-start", type=int, default=32)
+    ap.add_argument("--teacher-steps", type=int, default=4)
+    ap.add_argument("--student-steps", type=int, default=3)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--student-tokens", type=int, default=256)
+    ap.add_argument("--compile-prefix", type=int, default=1, help="compile on prefix (1) or no-prefix (0) trajectories")
+    ap.add_argument("--only-stored", action="store_true", help="compile on the train tasks already in the store")
+    a = ap.parse_args()
+    train, held = pick_tasks(a.n_train, a.n_held, a.held_start)
+    save("tasks", {"train_ids": [e.id for e in train], "held_ids": [e.id for e in held]})
+
+    teacher = math_agent(max_steps=a.teacher_steps, max_tokens=384)
+    teacher.set_lm(ad.local_lm("qwen2.5-coder-0.5b-instruct", backend="llama.cpp", max_tokens=384))
+    student = math_agent(max_steps=a.student_steps, max_tokens=a.student_tokens)
+    student.set_lm(ad.local_lm("smollm2-135m-instruct", max_tokens=a.student_tokens))
+    sft = SFT(epochs=a.epochs, per_device_batch_size=4, max_length=1536, output_dir=str(WORK / "out"),
+              save_steps=50)
+    store = WORK / "store.jsonl"
+
+    for stage in a.stages.split(","):
+        t0 = time.time()
+        if stage in ("prefix", "noprefix"):
+            d = AgentDistill(metric=answer_correct, first_thought_prefix=(stage == "prefix"), sft=sft, store=store,
+                             track=False)
+            trajs = d.generate(train, teacher)
+            kept, report = filter_trajectories(list(zip(train, trajs)), answer_correct,
+                                               ids=[example_id(e) for e in train])
+            save(f"teacher_{stage}", {"success_rate": report.success_rate, "kept": report.kept,
+                                      "total": report.total, "summary": report.summary() | {"per_example": None},
+                                      "stats": d.last_stats, "seconds": round(time.time() - t0, 1)})
+        elif stage == "baseline":
+            save("student_before", evaluate(student, held, "before"))
+        elif stage == "compile":
+            if a.only_stored:
+                from agentdistill.optimizers.store import TrajectoryStore
+
+                have = {r["example_id"] for r in TrajectoryStore(store).records(kind="trajectory")}
+                train = [e for e in train if example_id(e) in have]
+                save("compile_trainset", {"n": len(train), "ids": [e.id for e in train]})
+            d = AgentDistill(metric=answer_correct, first_thought_prefix=bool(a.compile_prefix), sft=sft, store=store,
+                             track=True)
+            compiled = d.compile(student, trainset=train, teacher=teacher)
+            save("compile", {"stats": d.last_stats, "kept": d.last_report.kept, "model": compiled.step.lm.model,
+                             "seconds": round(time.time() - t0, 1)})
+            compiled.save(str(WORK / "compiled_program"), save_program=True)
+            save("student_after", evaluate(compiled, held, "after"))
+        else:
+            sys.exit(f"unknown stage {stage}")
+
+
+if __name__ == "__main__":
+    main()
