@@ -28,12 +28,16 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VARIANTS = ("student-cot", "student-agent", "cot-distill", "agent-distill")
+DEFAULT_VARIANTS = ("student-cot", "student-agent", "cot-distill", "agent-distill")
+# the teacher's own rows: the ceiling the student is distilled towards (evaluated, never trained)
+VARIANTS = DEFAULT_VARIANTS + ("teacher-cot", "teacher-agent")
 VARIANT_DOC = {
     "student-cot": "the student before distillation, chain-of-thought prompting",
     "student-agent": "the student before distillation, as a code agent",
     "cot-distill": "the student after CoTDistill (SFT on the teacher's chains of thought)",
     "agent-distill": "the student after AgentDistill (SFT on the teacher's code-agent trajectories)",
+    "teacher-cot": "the teacher, chain-of-thought prompting (reference: not trained)",
+    "teacher-agent": "the teacher as a code agent (reference: the behaviour agent-distill imitates)",
 }
 
 
@@ -86,7 +90,7 @@ class RetrievalConfig:
 
 @dataclass
 class DistillConfig:
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     first_thought_prefix: bool = True  # seed the teacher's first step with its own first thought
     teacher_threads: int = 1  # concurrent teacher episodes while collecting trajectories
 

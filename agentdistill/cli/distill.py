@@ -3,7 +3,8 @@
     agentdistill distill configs/quickstart.toml            # ~30 min on a laptop CPU with the shipped models
     agentdistill distill configs/quickstart.toml --dry-run  # validate the config and print what would run
 
-For each variant in [distill] variants (student-cot, student-agent, cot-distill, agent-distill) and, with [sag]
+For each variant in [distill] variants (student-cot, student-agent, cot-distill, agent-distill; teacher-cot and
+teacher-agent add the untrained teacher as a reference row) and, with [sag]
 enabled, its SelfConsistency version: evaluate on [eval] benchmarks, one MLflow run per variant in the
 [run] experiment (compiles get their own "compile:<variant>" runs). At the end: a rich table (rows: variants,
 columns: benchmarks + average), also written to <output_dir>/results.{md,json} and logged as a chart.
@@ -108,8 +109,13 @@ def load_evalsets(cfg: Config) -> dict:
 # ----------------------------------------------------------------------------- the job
 
 
+def is_distilled(variant: str) -> bool:
+    """cot-distill / agent-distill are compiled (teacher trajectories + SFT); the other variants are only evaluated."""
+    return variant.endswith("-distill")
+
+
 def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset, search, out: Path):
-    """The program of a variant: the plain student, or the student compiled by AgentDistill / CoTDistill."""
+    """The program of a variant: the plain student or teacher, or the student compiled by AgentDistill / CoTDistill."""
     from agentdistill import optimizers
     from agentdistill.benchmarks import answer_correct
 
@@ -120,6 +126,8 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
         return student
     teacher = make_program(kind, cfg, search, max_tokens=cfg.teacher.max_tokens or None)
     teacher.set_lm(teacher_lm)
+    if variant.startswith("teacher-"):
+        return teacher
     sft = dict(cfg.sft)
     sft.setdefault("output_dir", str(out / variant / "sft"))
     sft.setdefault("seed", cfg.run.seed)
@@ -148,7 +156,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     uri = tracking.configure(cfg.run.experiment, cfg.run.tracking_uri or None)
     evalsets = load_evalsets(cfg)
     needs_teacher = any(not v.startswith("student-") for v in cfg.distill.variants)
-    trainset = load_trainset(cfg) if needs_teacher else []
+    trainset = load_trainset(cfg) if any(map(is_distilled, cfg.distill.variants)) else []
     search = make_search(cfg) if cfg.task.family == "factual" else None
     student_lm = make_lm(cfg.student, cfg.task.max_tokens)
     teacher_lm = make_lm(cfg.teacher, cfg.task.max_tokens) if needs_teacher else None
@@ -169,7 +177,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     for variant in cfg.distill.variants:
         console.rule(f"[bold]{variant}[/bold]: {VARIANT_DOC[variant]}")
         start = time.perf_counter()
-        if variant.startswith("student-"):
+        if not is_distilled(variant):
             program = compile_variant(variant, cfg, student_lm, teacher_lm, trainset, search, out)
         else:
             # the optimizer logs its own settings (teacher, student, sft...) into this run: ours stay disjoint
@@ -190,6 +198,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
             prog = SelfConsistency(program, n=cfg.sag.n, temperature=cfg.sag.temperature,
                                    top_p=cfg.sag.top_p) if sag else program
             params = {**base_params, "variant": name, "program": "cot" if "cot" in variant else "agent",
+                      "evaluated": "teacher" if variant.startswith("teacher-") else "student",
                       "sag": sag, "sag_n": cfg.sag.n if sag else 1,
                       "sag_temperature": cfg.sag.temperature if sag else 0.0}
             start = time.perf_counter()
@@ -232,7 +241,7 @@ def describe(cfg: Config, console) -> None:
     t.add_row("student", cfg.student.model)
     t.add_row("teacher", (cfg.teacher.model + (f" @ {cfg.teacher.api_base}" if cfg.teacher.api_base else ""))
               if needs_teacher else "(not needed)")
-    if needs_teacher:
+    if any(map(is_distilled, cfg.distill.variants)):
         train = load_trainset(cfg)
         src = cfg.trainset.file or f"{cfg.trainset.benchmark} ({cfg.trainset.split})"
         t.add_row("trainset", f"{len(train)} questions from {src}; first-thought prefix: "

@@ -3,6 +3,7 @@
 import json
 
 import mlflow
+import pytest
 from rich.console import Console
 
 from agentdistill.benchmarks import load_benchmark
@@ -95,3 +96,27 @@ def test_a_failing_compile_is_reported_and_the_job_goes_on(mlflow_store, tmp_pat
     assert "no teacher trajectory passed the filter" in failed["agent-distill"]
     runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["failjob"], output_format="list")}
     assert "no teacher trajectory" in runs["compile:agent-distill"].data.tags["agentdistill.error"]
+
+
+def test_teacher_reference_row_runs_the_teacher_lm_and_needs_no_trainset(mlflow_store, tmp_path, monkeypatch):
+    gsm = load_benchmark("gsm-hard", limit=1)
+    teacher_lm, teacher_engine = scripted_lm({gsm[0].question[:60]: "Thought: x\n```python\nfinal_answer(218983 * 2 * 30)\n```"})
+    student_lm, student_engine = scripted_lm({})  # prose only: the student never answers in the agent format
+    monkeypatch.setattr(distill, "make_lm",
+                        lambda model, default_max_tokens=512: teacher_lm if model.model == "big" else student_lm)
+    monkeypatch.setattr(distill, "load_trainset", lambda cfg: pytest.fail("reference rows need no trainset"))
+    cfg = parse_config({
+        "run": {"experiment": "refjob", "output_dir": str(tmp_path / "out")},
+        "task": {"max_steps": 1},
+        "teacher": {"model": "big"}, "student": {"model": "small"},
+        "distill": {"variants": ["teacher-agent", "student-agent"]},
+        "eval": {"benchmarks": ["gsm-hard"], "limit": 1},
+        "sag": {"enabled": False},
+    })
+    results = distill.run_job(cfg, Console(record=True, width=150))
+    assert results["teacher-agent"]["gsm-hard"] == 1.0 and results["student-agent"]["gsm-hard"] == 0.0
+    assert teacher_engine.calls == 1 and student_engine.calls == 1
+    runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["refjob"], output_format="list")}
+    assert runs["teacher-agent"].data.params["evaluated"] == "teacher"
+    assert runs["student-agent"].data.params["evaluated"] == "student"
+    assert "compile:teacher-agent" not in runs  # evaluated as is, never compiled
