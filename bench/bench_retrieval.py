@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_retrieval.py                          # full 54k corpus, 300 questions (slow on CPU)
     .venv/bin/python bench/bench_retrieval.py --corpus-size 3000 --limit 200   # quick: a sub-corpus
+    .venv/bin/python bench/bench_retrieval.py --index multihop --skip dense      # reuse a built 54k index
     options: --checkpoint DIR (default: the trained offline one) --nbits 2 --out results.json
 
 Questions: dev/test records of multihop_corpus/questions_with_context.jsonl.gz (HotpotQA, MuSiQue, 2Wiki) whose
@@ -91,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=300, help="questions to evaluate")
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--nbits", type=int, default=2)
+    parser.add_argument("--index", default=None,
+                        help="use this built ColBERT index (`agentdistill index build`) over the same passages")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", default="", help="comma-separated systems to skip: bm25,dense,colbert")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -135,12 +138,20 @@ def main(argv=None) -> int:
 
         from agentdistill.tools.retrieval import ColBERTSearch
 
-        checkpoint = resolve_checkpoint(args.checkpoint)
-        tag = hashlib.sha256(("|".join(p.id for p in passages) + checkpoint).encode()).hexdigest()[:10]
         start = time.perf_counter()
-        colbert = ColBERTSearch.build(passages, name=f"bench-{len(passages)}-{tag}", checkpoint=checkpoint,
-                                      nbits=args.nbits)
-        reused = time.perf_counter() - start < 0.5 * colbert.manifest["build_seconds"]
+        if args.index:
+            colbert = ColBERTSearch.load(args.index)
+            if colbert.manifest["n_passages"] != len(passages):
+                raise SystemExit(f"index {args.index!r} holds {colbert.manifest['num_passages']:,} passages, the "
+                                 f"bench corpus {len(passages):,}: drop --index or match --corpus-size")
+            reused = True
+        else:
+            checkpoint = resolve_checkpoint(args.checkpoint)
+            tag = hashlib.sha256(("|".join(p.id for p in passages) + checkpoint).encode()).hexdigest()[:10]
+            colbert = ColBERTSearch.build(passages, name=f"bench-{len(passages)}-{tag}", checkpoint=checkpoint,
+                                          nbits=args.nbits)
+            reused = time.perf_counter() - start < 0.5 * colbert.manifest["build_seconds"]
+        checkpoint = colbert.manifest["checkpoint"]
         before = rss_mb()
         colbert._ensure_loaded()
         disk = sum(f.stat().st_size for f in colbert.path.iterdir() if f.suffix in (".pt", ".json")) / 2**20

@@ -3,8 +3,10 @@
     from agentdistill.benchmarks import evaluate
     result = evaluate(program, ["math500", "gsm-hard"], limit=50, num_threads=4, output_dir="runs/eval")
     result.accuracy            # {"math500": 0.31, "gsm-hard": 0.12}; result.average
-    # -> runs/eval/<benchmark>.jsonl: id, question, gold, prediction, correct, f1, steps, tokens, seconds, error,
-    #    trajectory (the agent's steps / the CoT chat)
+    result.answered            # fraction that gave any answer (an agent that reached final_answer): shows a
+                               # student learning the format before it learns to be right
+    # -> runs/eval/<benchmark>.jsonl: id, question, gold, prediction, answered, correct, f1, steps, tokens,
+    #    seconds, error, trajectory (the agent's steps / the CoT chat)
 
 `program` is any DSPy module called as `program(question=...)` (CodeAgent, ChainOfThoughtSolver, either inside
 SelfConsistency). Inside an active MLflow run the metrics go there; else `run_name=` opens one (see tracking).
@@ -34,6 +36,7 @@ class ExampleResult:
     question: str
     gold: str
     prediction: object
+    answered: bool  # a non-empty answer came back (agent: reached final_answer; CoT: an answer was parsed)
     correct: bool
     f1: float
     steps: int | None
@@ -49,6 +52,7 @@ class EvalResult:
     accuracy: dict[str, float]  # benchmark -> fraction correct
     f1: dict[str, float]
     judge_accuracy: dict[str, float]
+    answered: dict[str, float] = field(default_factory=dict)  # benchmark -> fraction with any answer
     results: dict[str, list[ExampleResult]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # benchmark -> JSONL path
 
@@ -64,6 +68,10 @@ class EvalResult:
         out[tracking.metric_key(tracking.AVERAGE)] = self.average
         out.update({tracking.metric_key(b, "f1"): v for b, v in self.f1.items()})
         out.update({tracking.metric_key(b, "judge_accuracy"): v for b, v in self.judge_accuracy.items()})
+        out.update({tracking.metric_key(b, tracking.ANSWERED): v for b, v in self.answered.items()})
+        if self.answered:
+            out[tracking.metric_key(tracking.AVERAGE, tracking.ANSWERED)] = (
+                sum(self.answered.values()) / len(self.answered))
         for b, rows in self.results.items():
             out[tracking.metric_key(b, "examples")] = len(rows)
             out[tracking.metric_key(b, "errors")] = sum(r.error is not None for r in rows)
@@ -135,8 +143,10 @@ def _run_one(program, example, benchmark: str, judge: LLMJudge | None) -> Exampl
             verdict = bool(judge(example.question, example.answer, str(predicted_answer(pred))))
         except Exception as e:
             error = (error or "") + f"judge failed: {type(e).__name__}: {e}"
+    answer = predicted_answer(pred)
     return ExampleResult(benchmark=benchmark, id=str(example.get("id", "")), question=example.question,
-                         gold=str(example.answer), prediction=_jsonable(predicted_answer(pred)), correct=correct,
+                         gold=str(example.answer), prediction=_jsonable(answer),
+                         answered=answer is not None and str(answer).strip() != "", correct=correct,
                          f1=f1, steps=steps, tokens=tokens, seconds=round(seconds, 3), judge=verdict, error=error,
                          trajectory=_trajectory(pred))
 
@@ -211,6 +221,7 @@ def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "tes
                 result.files[name] = str(out_dir / f"{name}.jsonl")
             result.results[name] = rows
             result.accuracy[name] = correct / len(rows) if rows else 0.0
+            result.answered[name] = sum(r.answered for r in rows) / len(rows) if rows else 0.0
             if examples and task_family(examples[0]) == "factual":
                 result.f1[name] = sum(r.f1 for r in rows) / len(rows)
             if judge is not None:

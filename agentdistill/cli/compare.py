@@ -12,7 +12,8 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("experiment", help="MLflow experiment name (e.g. quickstart)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
-    p.add_argument("--metric", default="accuracy", help="metric family to compare (accuracy, f1, judge_accuracy)")
+    p.add_argument("--metric", default="accuracy",
+                   help="metric family to compare (accuracy, answered, f1, judge_accuracy)")
     p.add_argument("--output", default=None, help="PNG path (default: <experiment>_comparison.png)")
     p.add_argument("--no-log", action="store_true", help="do not log the chart to a 'comparison' MLflow run")
     p.set_defaults(func=main)

@@ -169,6 +169,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
                   f"{cfg.run.experiment!r}, outputs in {out}/")
 
     results: dict[str, dict[str, float]] = {}
+    answered: dict[str, dict[str, float]] = {}  # the same shape: fraction of questions with any answer
     timings: dict[str, float] = {}
     failures: dict[str, str] = {}
     base_params = {"student": cfg.student.model, "teacher": cfg.teacher.model, "benchmarks": ",".join(evalsets),
@@ -208,21 +209,27 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
                 timings[name] = time.perf_counter() - start
                 tracking.log_metrics({"eval_seconds": timings[name]})
             results[name] = {**res.accuracy, tracking.AVERAGE: res.average}
+            answered[name] = {**res.answered, tracking.AVERAGE: sum(res.answered.values()) / max(1, len(res.answered))}
             console.print(f"{name}: average accuracy {100 * res.average:.1f}% ({timings[name]:.0f} s)")
 
     if not results:
         raise RuntimeError(f"every variant failed: {failures}")
     table = compare.table_from_results(results, cfg.run.experiment)
+    # "answered" shows what accuracy alone hides at CPU scale: a student that learned the agent format
+    answered_table = compare.table_from_results(answered, cfg.run.experiment)
     console.print(compare.results_table(table, title=f"accuracy (%) - {cfg.run.experiment}"))
-    (out / "results.md").write_text(compare.to_markdown(table))
-    (out / "results.json").write_text(json.dumps({"results": results, "seconds": timings, "failed": failures},
-                                                 indent=2))
+    console.print(compare.results_table(answered_table, title=f"answered (%) - {cfg.run.experiment}"))
+    (out / "results.md").write_text(f"accuracy (%)\n\n{compare.to_markdown(table)}\n"
+                                    f"answered (%): any answer at all (an agent reached final_answer)\n\n"
+                                    f"{compare.to_markdown(answered_table)}")
+    (out / "results.json").write_text(json.dumps({"results": results, "answered": answered, "seconds": timings,
+                                                  "failed": failures}, indent=2))
     chart = compare.bar_chart(table, out / "comparison.png")
     compare.log_comparison(table, chart, out / "results.md", tracking_uri=cfg.run.tracking_uri or None)
     for variant, error in failures.items():
         console.print(f"[red]not in the table: {variant}[/red] ({error})", highlight=False)
     console.print(f"results: {out / 'results.md'}, chart: {chart}; compare later with "
-                  f"`agentdistill compare {cfg.run.experiment}`")
+                  f"`agentdistill compare {cfg.run.experiment} [--metric answered]`")
     return results
 
 

@@ -8,7 +8,8 @@ Store: $MLFLOW_TRACKING_URI if set (a team's tracking server), else `sqlite:///m
 folder. View it with `mlflow ui --backend-store-uri sqlite:///mlflow.db`.
 
 Names (the same in every run so that the MLflow UI's run comparison lines them up):
-    metrics  accuracy/<benchmark>, accuracy/average, f1/<benchmark>, judge_accuracy/<benchmark>,
+    metrics  accuracy/<benchmark>, accuracy/average, answered/<benchmark>, answered/average (any answer at all),
+             f1/<benchmark>, judge_accuracy/<benchmark>,
              examples/<benchmark>, errors/<benchmark>, mean_steps/<benchmark>, mean_tokens/<benchmark>,
              mean_seconds/<benchmark>
     params   variant, program, student, teacher, sag, sag_n, sag_temperature, benchmarks, limit, config
@@ -22,6 +23,7 @@ import os
 from pathlib import Path
 
 ACCURACY = "accuracy"
+ANSWERED = "answered"  # fraction of examples with any answer (an agent reached final_answer)
 AVERAGE = "average"
 PARAM_NAMES = ("variant", "program", "student", "teacher", "sag", "sag_n", "sag_temperature", "benchmarks",
                "limit", "config")

@@ -44,6 +44,8 @@ def test_evaluate_writes_jsonl_and_mlflow_metrics(tmp_path, mlflow_store):
     assert by_id[math[0].id]["correct"] is True and by_id[math[0].id]["prediction"] == "(3, pi/2)"
     assert by_id[math[2].id]["correct"] is False
     assert by_id[math[3].id]["error"].startswith("RuntimeError: scripted failure")
+    assert by_id[math[2].id]["answered"] is True and by_id[math[3].id]["answered"] is False  # wrong, vs none
+    assert result.answered == {"math500": 0.75, "hotpotqa": 1.0}
     assert by_id[math[0].id]["steps"] == 2 and by_id[math[0].id]["tokens"] == 120
     assert by_id[math[0].id]["seconds"] >= 0 and by_id[math[0].id]["gold"] == math[0].answer
     assert by_id[math[0].id]["trajectory"]["steps"][1] == {"code": "final_answer(x)"}
@@ -51,6 +53,7 @@ def test_evaluate_writes_jsonl_and_mlflow_metrics(tmp_path, mlflow_store):
     run = mlflow.search_runs(experiment_names=["eval-test"], output_format="list")[0]
     m = run.data.metrics
     assert m["accuracy/math500"] == 0.5 and m["accuracy/hotpotqa"] == 0.5 and m["accuracy/average"] == 0.5
+    assert m["answered/math500"] == 0.75 and m["answered/average"] == pytest.approx(0.875)
     assert m["errors/math500"] == 1 and m["examples/hotpotqa"] == 2 and m["mean_steps/math500"] == 2
     assert run.data.params["variant"] == "scripted" and run.info.run_name == "scripted"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "eval")}

@@ -70,6 +70,10 @@ def test_job_agent_variant_runs_the_real_agent_loop(mlflow_store, tmp_path, monk
     assert rows[gsm[0].id]["correct"] and rows[gsm[0].id]["steps"] == 1
     assert rows[gsm[0].id]["prediction"] in (13138980, "13138980")
     assert not rows[gsm[1].id]["correct"] and rows[gsm[1].id]["steps"] == 2  # out of steps
+    assert rows[gsm[0].id]["answered"] and not rows[gsm[1].id]["answered"]
+    answered = json.loads((tmp_path / "out" / "results.json").read_text())["answered"]
+    assert answered["student-agent"] == {"gsm-hard": 0.5, "average": 0.5}
+    assert "answered (%)" in (tmp_path / "out" / "results.md").read_text()
     steps = rows[gsm[0].id]["trajectory"]["steps"]
     assert steps[0]["code"].strip() == "final_answer(218983 * 2 * 30)" and steps[0]["is_final"]
 

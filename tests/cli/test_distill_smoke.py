@@ -13,7 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_smoke_config_runs_end_to_end(mlflow_store, tmp_path, capsys):
-    assert main(["distill", str(ROOT / "configs" / "smoke.toml")]) == 0  # runs in tmp_path (the fixture's cwd)
+    # the job runs in tmp_path (the fixture's cwd), where config paths are read from: point at the shipped file
+    config = (ROOT / "configs" / "smoke.toml").read_text()
+    config = config.replace('"configs/data/smoke_train.json"', json.dumps(str(ROOT / "configs/data/smoke_train.json")))
+    (tmp_path / "smoke.toml").write_text(config)
+    assert main(["distill", str(tmp_path / "smoke.toml")]) == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "runs" / "smoke" / "results.json").read_text())["results"]
     assert list(results) == ["student-agent", "student-agent+sag", "agent-distill", "agent-distill+sag"]
@@ -24,3 +28,6 @@ def test_smoke_config_runs_end_to_end(mlflow_store, tmp_path, capsys):
     assert {"student-agent", "agent-distill", "agent-distill+sag", "compile:agent-distill", "comparison"} <= names
     rows = (tmp_path / "runs" / "smoke" / "eval" / "agent-distill" / "gsm-hard.jsonl").read_text().splitlines()
     assert len(rows) == 3
+    runs = mlflow.search_runs(experiment_names=["smoke"], output_format="list")
+    kept = [r.data.metrics["kept_trajectories"] for r in runs if "kept_trajectories" in r.data.metrics]
+    assert kept and kept[0] >= 1  # the student really was trained on teacher trajectories
