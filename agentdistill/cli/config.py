@@ -14,7 +14,7 @@ Tables and keys (all optional except [teacher] and [student] model names; see co
     [distill]   variants, first_thought_prefix, teacher_threads
     [sft]       any field of agentdistill.optimizers SFT (lora_r, epochs, learning_rate, max_length, ...)
     [eval]      benchmarks, limit, split, data_dir, judge_model
-    [sag]       enabled, n, temperature, top_p
+    [sag]       enabled, programs, n, temperature, top_p
 """
 
 from __future__ import annotations
@@ -106,10 +106,17 @@ class EvalConfig:
 
 @dataclass
 class SagConfig:
-    enabled: bool = True  # also evaluate every variant wrapped in SelfConsistency
+    enabled: bool = True  # also evaluate variants wrapped in SelfConsistency
+    programs: list = field(default_factory=lambda: ["agent", "cot"])  # which kinds get a +sag row ("cot": answer
+    # voting, classic self-consistency; "agent": the paper's self-consistent action generation)
     n: int = 8
     temperature: float = 0.4
     top_p: float = 0.8
+
+
+def program_kind(variant: str) -> str:
+    """"cot" or "agent": the program a variant evaluates (student-cot, teacher-cot, cot-distill -> "cot")."""
+    return "cot" if variant.endswith("-cot") or variant == "cot-distill" else "agent"
 
 
 @dataclass
@@ -131,7 +138,7 @@ class Config:
         out = []
         for v in self.distill.variants:
             out.append(v)
-            if self.sag.enabled:
+            if self.sag.enabled and program_kind(v) in self.sag.programs:
                 out.append(f"{v}+sag")
         return out
 
@@ -254,6 +261,8 @@ def _check_values(cfg: Config) -> None:
     positive("trainset", "limit", cfg.trainset.limit)
     positive("eval", "limit", cfg.eval.limit, 0)
     positive("sag", "n", cfg.sag.n)
+    if not cfg.sag.programs or set(cfg.sag.programs) - {"agent", "cot"}:
+        raise ConfigError(f"[sag] programs must list 'agent' and/or 'cot', got {cfg.sag.programs!r}")
     positive("distill", "teacher_threads", cfg.distill.teacher_threads)
     if not 0 < cfg.sag.top_p <= 1:
         raise ConfigError(f"[sag] top_p must be in (0, 1], got {cfg.sag.top_p}")

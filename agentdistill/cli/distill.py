@@ -5,7 +5,7 @@
 
 For each variant in [distill] variants (student-cot, student-agent, cot-distill, agent-distill; teacher-cot and
 teacher-agent add the untrained teacher as a reference row) and, with [sag]
-enabled, its SelfConsistency version: evaluate on [eval] benchmarks, one MLflow run per variant in the
+enabled (for the [sag] programs kinds), its SelfConsistency version: evaluate on [eval] benchmarks, one MLflow run per variant in the
 [run] experiment (compiles get their own "compile:<variant>" runs). At the end: a rich table (rows: variants,
 columns: benchmarks + average), also written to <output_dir>/results.{md,json} and logged as a chart.
 """
@@ -18,7 +18,8 @@ import random
 import time
 from pathlib import Path
 
-from agentdistill.cli.config import VARIANT_DOC, Config, ConfigError, ModelConfig, api_key, load_config
+from agentdistill.cli.config import (VARIANT_DOC, Config, ConfigError, ModelConfig, api_key, load_config,
+                                     program_kind)
 
 
 def register(subparsers) -> None:
@@ -119,7 +120,7 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
     from agentdistill import optimizers
     from agentdistill.benchmarks import answer_correct
 
-    kind = "cot" if variant.endswith("cot") or variant == "cot-distill" else "agent"
+    kind = program_kind(variant)
     student = make_program(kind, cfg, search, max_tokens=cfg.student.max_tokens or None)
     student.set_lm(student_lm)
     if variant.startswith("student-"):
@@ -194,11 +195,11 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
                     console.print(f"[red]{variant} failed:[/red] {failures[variant]}", highlight=False)
                     continue
         timings[f"compile:{variant}"] = time.perf_counter() - start
-        for sag in ([False, True] if cfg.sag.enabled else [False]):
+        for sag in ([False, True] if f"{variant}+sag" in cfg.variants() else [False]):
             name = f"{variant}+sag" if sag else variant
             prog = SelfConsistency(program, n=cfg.sag.n, temperature=cfg.sag.temperature,
                                    top_p=cfg.sag.top_p) if sag else program
-            params = {**base_params, "variant": name, "program": "cot" if "cot" in variant else "agent",
+            params = {**base_params, "variant": name, "program": program_kind(variant),
                       "evaluated": "teacher" if variant.startswith("teacher-") else "student",
                       "sag": sag, "sag_n": cfg.sag.n if sag else 1,
                       "sag_temperature": cfg.sag.temperature if sag else 0.0}
@@ -259,8 +260,8 @@ def describe(cfg: Config, console) -> None:
         t.add_row("retrieval", f"index {cfg.retrieval.index}, k={cfg.retrieval.k}")
     t.add_row("evaluation", ", ".join(f"{b} ({len(v)})" for b, v in evalsets.items())
               + f"; threads {cfg.run.threads}")
-    t.add_row("SAG", f"n={cfg.sag.n}, temperature={cfg.sag.temperature}, top_p={cfg.sag.top_p}"
-              if cfg.sag.enabled else "off")
+    t.add_row("SAG", f"n={cfg.sag.n}, temperature={cfg.sag.temperature}, top_p={cfg.sag.top_p}, for "
+              f"{' and '.join(cfg.sag.programs)} programs" if cfg.sag.enabled else "off")
     t.add_row("variants", "\n".join(f"{v}: {VARIANT_DOC[v.split('+')[0]]}" + (" + self-consistency" if "+" in v
                                     else "") for v in cfg.variants()))
     t.add_row("MLflow", f"{cfg.run.tracking_uri or tracking.default_tracking_uri()}, experiment "

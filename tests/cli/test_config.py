@@ -27,8 +27,19 @@ def test_shipped_configs_are_valid(name):
 
 def test_quickstart_variants_cover_before_after_and_sag():
     cfg = load_config(ROOT / "configs" / "quickstart.toml")
-    assert cfg.variants() == ["student-cot", "student-cot+sag", "student-agent", "student-agent+sag",
-                              "cot-distill", "cot-distill+sag", "agent-distill", "agent-distill+sag"]
+    assert cfg.variants() == ["student-cot", "student-agent", "student-agent+sag", "cot-distill",
+                              "agent-distill", "agent-distill+sag"]  # SAG: self-consistent *action* generation
+
+
+def test_sag_rows_follow_the_sag_programs():
+    variants = {"variants": ["student-cot", "teacher-agent", "cot-distill"]}
+    both = parse_config(_with(distill=variants))
+    assert both.variants() == ["student-cot", "student-cot+sag", "teacher-agent", "teacher-agent+sag",
+                               "cot-distill", "cot-distill+sag"]
+    agent_only = parse_config(_with(distill=variants, sag={"programs": ["agent"]}))
+    assert agent_only.variants() == ["student-cot", "teacher-agent", "teacher-agent+sag", "cot-distill"]
+    off = parse_config(_with(distill=variants, sag={"enabled": False}))
+    assert off.variants() == variants["variants"]
 
 
 def test_defaults_and_benchmark_aliases_are_canonical():
@@ -55,6 +66,7 @@ def test_defaults_and_benchmark_aliases_are_canonical():
     (_with(distill={"variants": ["agent_distill"]}), "unknown variant 'agent_distill'; did you mean 'agent-distill'?"),
     (_with(task={"family": "factual"}), "[retrieval] index is required for factual tasks"),
     (_with(sag={"top_p": 1.5}), "[sag] top_p must be in (0, 1], got 1.5"),
+    (_with(sag={"programs": ["agents"]}), "[sag] programs must list 'agent' and/or 'cot', got ['agents']"),
     ({"student": {"model": "smollm2-135m-instruct"}}, "[teacher] model is required"),
 ])
 def test_config_errors_name_the_problem_and_the_fix(data, message):
