@@ -5,7 +5,9 @@ SmolLM2-135M-Instruct, on MATH train problems; the figures in the README's "Dist
 
 Tasks: MATH train (math_medium_1000, Level 2, integer answers, Prealgebra/Algebra/Number Theory, short questions)
 in file order; HELD_START..HELD_START+N_HELD are held out for the student's solve rate, the first N_TRAIN of the
-rest are distilled. Stages write results.json after each step; the trajectory store makes every stage resumable.
+rest are distilled. `--tasks compute`: the 56 Level-2 integer-answer problems that ask to compute, evaluate or
+simplify a written expression (the kind a code action solves outright; 36 train / 20 held out with the defaults
+--held-start 36). Stages write results.json after each step; the trajectory store makes every stage resumable.
 """
 
 import argparse
@@ -43,10 +45,14 @@ def save(key, value):
     print(f"== {key}: {json.dumps(value, default=str)[:2000]}", flush=True)
 
 
-def pick_tasks(n_train, n_held, held_start):
+def pick_tasks(n_train, n_held, held_start, kind="level2"):
     examples = load_benchmark("math_medium", split="train")
-    ok = [e for e in examples if e.get("level") == "Level 2" and re.fullmatch(r"-?\d+", str(e.answer).strip())
-          and len(e.question) < 220 and e.get("type") in {"Prealgebra", "Algebra", "Number Theory"}]
+    ok = [e for e in examples if e.get("level") == "Level 2" and re.fullmatch(r"-?\d+", str(e.answer).strip())]
+    if kind == "compute":
+        ok = [e for e in ok if re.match(r"(Compute|Evaluate|What is|Calculate|Simplify|Find)\b", e.question)
+              and len(e.question) < 160 and "$" in e.question]
+    else:
+        ok = [e for e in ok if len(e.question) < 220 and e.get("type") in {"Prealgebra", "Algebra", "Number Theory"}]
     held = ok[held_start:held_start + n_held]
     return (ok[:held_start] + ok[held_start + n_held:])[:n_train], held
 
@@ -81,9 +87,10 @@ def main():
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--student-tokens", type=int, default=256)
     ap.add_argument("--compile-prefix", type=int, default=1, help="compile on prefix (1) or no-prefix (0) trajectories")
+    ap.add_argument("--tasks", choices=["level2", "compute"], default="level2", help="which MATH problems (see top)")
     ap.add_argument("--only-stored", action="store_true", help="compile on the train tasks already in the store")
     a = ap.parse_args()
-    train, held = pick_tasks(a.n_train, a.n_held, a.held_start)
+    train, held = pick_tasks(a.n_train, a.n_held, a.held_start, a.tasks)
     save("tasks", {"train_ids": [e.id for e in train], "held_ids": [e.id for e in held]})
 
     teacher = math_agent(max_steps=a.teacher_steps, max_tokens=384)
