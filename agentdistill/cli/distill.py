@@ -1,13 +1,13 @@
 """`agentdistill distill CONFIG`: the main job - evaluate the student, distill it (agent and CoT), evaluate again.
 
-    agentdistill distill configs/quickstart.toml            # ~30 min on a laptop CPU with the shipped models
+    agentdistill distill configs/quickstart.toml            # ~35 min on a 2-core CPU with the shipped models
     agentdistill distill configs/quickstart.toml --dry-run  # validate the config and print what would run
 
 For each variant in [distill] variants (student-cot, student-agent, cot-distill, agent-distill; teacher-cot and
-teacher-agent add the untrained teacher as a reference row) and, with [sag]
-enabled (for the [sag] programs kinds), its SelfConsistency version: evaluate on [eval] benchmarks, one MLflow run per variant in the
-[run] experiment (compiles get their own "compile:<variant>" runs). At the end: a rich table (rows: variants,
-columns: benchmarks + average), also written to <output_dir>/results.{md,json} and logged as a chart.
+teacher-agent add the untrained teacher as a reference row) and, for the kinds in [sag] programs, its
+SelfConsistency version: evaluate on [eval] benchmarks, one MLflow run per variant in the [run] experiment
+(compiles get their own "compile:<variant>" runs). At the end: rich tables of accuracy and of answered questions
+(rows: variants, columns: benchmarks + average), also written to <output_dir>/results.{md,json}, and a chart.
 """
 
 from __future__ import annotations
