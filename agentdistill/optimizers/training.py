@@ -153,7 +153,7 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
         packing=sft.packing,
         train_sampling_strategy="group_by_length" if sft.group_by_length and not sft.packing else "random",
         bf16=bf16,
-        **({"gradient_checkpointing": True} if sft.gradient_checkpointing else {}),
+        gradient_checkpointing=sft.gradient_checkpointing,  # always passed: TRL's SFTConfig defaults it to True
         logging_steps=sft.logging_steps,
         save_strategy="steps",
         save_steps=sft.save_steps,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from agentdistill.optimizers.sft_data import build_dataset
-from agentdistill.optimizers.training import SFT, main, read_rows, train, write_rows
+from agentdistill.optimizers.training import SFT, build_trainer, main, read_rows, train, write_rows
 
 CHATS = [[{"role": "system", "content": "Solve with python."},
           {"role": "user", "content": f"Question: What is {i} + {i}?"},
@@ -25,6 +25,16 @@ def test_defaults_are_the_papers_and_bad_settings_are_refused(tmp_path):
     cfg = tmp_path / "sft.toml"
     cfg.write_text("[sft]\nlora_r = 16\nmax_steps = 3\npacking = true\n")
     assert SFT.from_file(cfg) == SFT(lora_r=16, max_steps=3, packing=True)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_the_trainer_gets_our_gradient_checkpointing_setting(tmp_path, smollm2_path, smollm2_tokenizer, checkpointing):
+    # TRL's SFTConfig turns gradient checkpointing on by default (a third more compute per step); ours is off
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    sft = SFT(max_steps=1, lora_r=4, lora_alpha=8, report_to="none", gradient_checkpointing=checkpointing)
+    trainer = build_trainer(sft, smollm2_path, rows, tmp_path / "run")
+    assert trainer.args.gradient_checkpointing is checkpointing
+    assert SFT().gradient_checkpointing is False
 
 
 @pytest.mark.slow  # two short trainings of SmolLM2 + a 540 MB merged save (~30-90 s on 2 shared cores)
