@@ -51,6 +51,7 @@ class SFT:
     weight_decay: float = 0.0
     bf16: bool | None = None  # None: bf16 when a CUDA device supports it
     gradient_checkpointing: bool = False
+    fused_lm_head: bool | None = None  # TRL's chunked LM head for the loss; None: on GPU only (slower on CPU)
     logging_steps: int = 1
     save_steps: int = 200
     save_total_limit: int = 2
@@ -114,6 +115,32 @@ def last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def plain_loss_trainer_class():
+    """SFTTrainer whose loss is the model's own cross-entropy on the collator's labels (assistant tokens only).
+
+    TRL 1.16 computes the loss through a fused LM head that walks the vocabulary in chunks, for its entropy and
+    token-accuracy metrics too: it saves GPU memory and costs CPU time (SmolLM2-135M, LoRA, 915 tokens: forward +
+    backward 10.0 s vs 7.1 s on the same batch, measured). Same loss (tested); token accuracy logged, entropy not.
+    """
+    import torch
+    from trl import SFTTrainer
+
+    class PlainLossSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            keep = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids", "labels") if k in inputs}
+            extra = {} if num_items_in_batch is None else {"num_items_in_batch": num_items_in_batch}
+            out = model(**keep, use_cache=False, **extra)  # sum / num_items_in_batch when given, as TRL's loss
+            with torch.no_grad():
+                labels = keep["labels"][:, 1:]
+                mask = labels != -100
+                correct = ((out.logits[:, :-1].argmax(-1) == labels) & mask).sum()
+                self._metrics["train" if model.training else "eval"]["mean_token_accuracy"].append(
+                    (correct / mask.sum().clamp(min=1)).item())
+            return (out.loss, out) if return_outputs else out.loss
+
+    return PlainLossSFTTrainer
+
+
 def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir: Path, callbacks=()):
     """The TRL SFTTrainer for these rows (pre-tokenized: TRL folds `assistant_masks` into labels)."""
     import torch
@@ -165,7 +192,9 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    return SFTTrainer(
+    fused = sft.fused_lm_head if sft.fused_lm_head is not None else torch.cuda.is_available()
+    trainer_class = SFTTrainer if fused else plain_loss_trainer_class()
+    return trainer_class(
         model=model,
         args=args,
         train_dataset=data,

@@ -37,6 +37,26 @@ def test_the_trainer_gets_our_gradient_checkpointing_setting(tmp_path, smollm2_p
     assert SFT().gradient_checkpointing is False
 
 
+def test_the_cpu_loss_equals_trls_fused_loss(tmp_path, smollm2_path, smollm2_tokenizer):
+    # on CPU the trainer uses the model's own cross-entropy (faster); it must be TRL's loss, mask included
+    import torch
+
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    plain = build_trainer(SFT(lora_r=4, lora_alpha=8, lora_dropout=0.0, per_device_batch_size=4, report_to="none"),
+                          smollm2_path, rows, tmp_path / "plain")
+    fused = build_trainer(SFT(lora_r=4, lora_alpha=8, lora_dropout=0.0, per_device_batch_size=4, report_to="none",
+                              fused_lm_head=True), smollm2_path, rows, tmp_path / "fused")
+    assert type(plain).__name__ == "PlainLossSFTTrainer" and type(fused).__name__ == "SFTTrainer"
+    batch = next(iter(plain.get_train_dataloader()))
+    assert (batch["labels"] != -100).sum() < batch["attention_mask"].sum()  # prompts are masked out
+    with torch.no_grad():
+        for n in (None, torch.tensor(50)):  # per-batch mean, and sum / tokens across accumulated batches
+            a = plain.compute_loss(plain.model, dict(batch), num_items_in_batch=n)
+            b = fused.compute_loss(plain.model, dict(batch), num_items_in_batch=n)
+            assert a.item() == pytest.approx(b.item(), rel=1e-4)
+    assert 0 < plain._metrics["train"]["mean_token_accuracy"][-1] <= 1
+
+
 @pytest.mark.slow  # two short trainings of SmolLM2 + a 540 MB merged save (~30-90 s on 2 shared cores)
 def test_train_merges_and_resumes_from_the_last_checkpoint(tmp_path, smollm2_path, smollm2_tokenizer):
     rows = build_dataset(CHATS, smollm2_tokenizer)
