@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         if args.index:
             colbert = ColBERTSearch(args.index)  # loaded below, where its memory is measured
             if colbert.manifest["n_passages"] != len(passages):
-                raise SystemExit(f"index {args.index!r} holds {colbert.manifest['num_passages']:,} passages, the "
+                raise SystemExit(f"index {args.index!r} holds {colbert.manifest['n_passages']:,} passages, the "
                                  f"bench corpus {len(passages):,}: drop --index or match --corpus-size")
             reused = True
         else:

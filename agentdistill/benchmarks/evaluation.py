@@ -60,6 +60,10 @@ class EvalResult:
     def average(self) -> float:
         return sum(self.accuracy.values()) / len(self.accuracy) if self.accuracy else 0.0
 
+    @property
+    def answered_average(self) -> float:
+        return sum(self.answered.values()) / len(self.answered) if self.answered else 0.0
+
     def metrics(self) -> dict[str, float]:
         """Everything as MLflow metric names (see agentdistill.tracking)."""
         from agentdistill import tracking
@@ -70,8 +74,7 @@ class EvalResult:
         out.update({tracking.metric_key(b, "judge_accuracy"): v for b, v in self.judge_accuracy.items()})
         out.update({tracking.metric_key(b, tracking.ANSWERED): v for b, v in self.answered.items()})
         if self.answered:
-            out[tracking.metric_key(tracking.AVERAGE, tracking.ANSWERED)] = (
-                sum(self.answered.values()) / len(self.answered))
+            out[tracking.metric_key(tracking.AVERAGE, tracking.ANSWERED)] = self.answered_average
         for b, rows in self.results.items():
             out[tracking.metric_key(b, "examples")] = len(rows)
             out[tracking.metric_key(b, "errors")] = sum(r.error is not None for r in rows)

@@ -115,6 +115,15 @@ def is_distilled(variant: str) -> bool:
     return variant.endswith("-distill")
 
 
+def needs_teacher(cfg: Config) -> bool:
+    """Any variant but the plain student needs the teacher LM (to distill from, or as the reference row)."""
+    return any(not v.startswith("student-") for v in cfg.distill.variants)
+
+
+def needs_trainset(cfg: Config) -> bool:
+    return any(map(is_distilled, cfg.distill.variants))
+
+
 def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset, search, out: Path):
     """The program of a variant: the plain student or teacher, or the student compiled by AgentDistill / CoTDistill."""
     from agentdistill import optimizers
@@ -156,11 +165,10 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     out.mkdir(parents=True, exist_ok=True)
     uri = tracking.configure(cfg.run.experiment, cfg.run.tracking_uri or None)
     evalsets = load_evalsets(cfg)
-    needs_teacher = any(not v.startswith("student-") for v in cfg.distill.variants)
-    trainset = load_trainset(cfg) if any(map(is_distilled, cfg.distill.variants)) else []
+    trainset = load_trainset(cfg) if needs_trainset(cfg) else []
     search = make_search(cfg) if cfg.task.family == "factual" else None
     student_lm = make_lm(cfg.student, cfg.task.max_tokens)
-    teacher_lm = make_lm(cfg.teacher, cfg.task.max_tokens) if needs_teacher else None
+    teacher_lm = make_lm(cfg.teacher, cfg.task.max_tokens) if needs_teacher(cfg) else None
     judge_lm = None
     if cfg.eval.judge_model:
         import dspy
@@ -176,6 +184,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     base_params = {"student": cfg.student.model, "teacher": cfg.teacher.model, "benchmarks": ",".join(evalsets),
                    "limit": cfg.eval.limit, "config": cfg.path, "task": cfg.task.family,
                    "max_steps": cfg.task.max_steps}
+    rows = cfg.variants()  # each variant, then its +sag row where [sag] applies
     for variant in cfg.distill.variants:
         console.rule(f"[bold]{variant}[/bold]: {VARIANT_DOC[variant]}")
         start = time.perf_counter()
@@ -195,7 +204,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
                     console.print(f"[red]{variant} failed:[/red] {failures[variant]}", highlight=False)
                     continue
         timings[f"compile:{variant}"] = time.perf_counter() - start
-        for sag in ([False, True] if f"{variant}+sag" in cfg.variants() else [False]):
+        for sag in ([False, True] if f"{variant}+sag" in rows else [False]):
             name = f"{variant}+sag" if sag else variant
             prog = SelfConsistency(program, n=cfg.sag.n, temperature=cfg.sag.temperature,
                                    top_p=cfg.sag.top_p) if sag else program
@@ -210,7 +219,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
                 timings[name] = time.perf_counter() - start
                 tracking.log_metrics({"eval_seconds": timings[name]})
             results[name] = {**res.accuracy, tracking.AVERAGE: res.average}
-            answered[name] = {**res.answered, tracking.AVERAGE: sum(res.answered.values()) / max(1, len(res.answered))}
+            answered[name] = {**res.answered, tracking.AVERAGE: res.answered_average}
             console.print(f"{name}: average accuracy {100 * res.average:.1f}% ({timings[name]:.0f} s)")
 
     if not results:
@@ -241,15 +250,14 @@ def describe(cfg: Config, console) -> None:
     from agentdistill import tracking
 
     evalsets = load_evalsets(cfg)
-    needs_teacher = any(not v.startswith("student-") for v in cfg.distill.variants)
     t = Table(title=f"agentdistill distill {cfg.path} (dry run)", show_header=False)
     t.add_column("what", style="cyan")
     t.add_column("value")
     t.add_row("task", f"{cfg.task.family}; agent max_steps={cfg.task.max_steps}, max_tokens={cfg.task.max_tokens}")
     t.add_row("student", cfg.student.model)
     t.add_row("teacher", (cfg.teacher.model + (f" @ {cfg.teacher.api_base}" if cfg.teacher.api_base else ""))
-              if needs_teacher else "(not needed)")
-    if any(map(is_distilled, cfg.distill.variants)):
+              if needs_teacher(cfg) else "(not needed)")
+    if needs_trainset(cfg):
         train = load_trainset(cfg)
         src = cfg.trainset.file or f"{cfg.trainset.benchmark} ({cfg.trainset.split})"
         t.add_row("trainset", f"{len(train)} questions from {src}; first-thought prefix: "
