@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import agentdistill as ad  # noqa: E402
 
 from agentdistill.benchmarks import answer_correct, load_benchmark  # noqa: E402
+from agentdistill.benchmarks.stats import wilson  # noqa: E402
 from agentdistill.optimizers import SFT, AgentDistill  # noqa: E402
 from agentdistill.optimizers.filtering import filter_trajectories  # noqa: E402
 from agentdistill.optimizers.store import example_id  # noqa: E402
@@ -55,6 +56,11 @@ def pick_tasks(n_train, n_held, held_start, kind="level2"):
         ok = [e for e in ok if len(e.question) < 220 and e.get("type") in {"Prealgebra", "Algebra", "Number Theory"}]
     held = ok[held_start:held_start + n_held]
     return (ok[:held_start] + ok[held_start + n_held:])[:n_train], held
+
+
+def step1_parse_errors(trajs) -> int:
+    """Trajectories whose first step did not parse (the prefix's effect shows there first)."""
+    return sum(1 for t in trajs if t and t.get("steps") and t["steps"][0].get("parse_error"))
 
 
 def evaluate(program, devset, name):
@@ -107,11 +113,18 @@ def main():
             d = AgentDistill(metric=answer_correct, first_thought_prefix=(stage == "prefix"), sft=sft, store=store,
                              track=False)
             trajs = d.generate(train, teacher)
-            kept, report = filter_trajectories(list(zip(train, trajs)), answer_correct,
+            kept, report = filter_trajectories(list(zip(train, trajs)), answer_correct, program=teacher,
                                                ids=[example_id(e) for e in train])
+            # per task: did the teacher's answer pass the metric (kept, or dropped only for format reasons)
+            unsolved = {"teacher_error", "no_final_answer", "wrong_answer", "metric_error"}
+            solved = [int(report.per_example[example_id(e)] == "kept"
+                          or not unsolved & set(report.per_example[example_id(e)])) for e in train]
             save(f"teacher_{stage}", {"success_rate": report.success_rate, "kept": report.kept,
                                       "total": report.total, "summary": report.summary() | {"per_example": None},
-                                      "stats": d.last_stats, "seconds": round(time.time() - t0, 1)})
+                                      "success_interval": wilson(round(report.success_rate * report.total),
+                                                                 report.total),
+                                      "step1_parse_errors": step1_parse_errors(trajs),
+                                      "solved": solved, "stats": d.last_stats, "seconds": round(time.time() - t0, 1)})
         elif stage == "baseline":
             save("student_before", evaluate(student, held, "before"))
         elif stage == "compile":

@@ -3,10 +3,10 @@
     from agentdistill.benchmarks import evaluate
     result = evaluate(program, ["math500", "gsm-hard"], limit=50, num_threads=4, output_dir="runs/eval")
     result.accuracy            # {"math500": 0.31, "gsm-hard": 0.12}; result.average
-    result.answered            # fraction that gave any answer (an agent that reached final_answer): shows a
+    result.answered            # fraction that gave any answer (final_answer, or the out-of-steps ask): shows a
                                # student learning the format before it learns to be right
-    # -> runs/eval/<benchmark>.jsonl: id, question, gold, prediction, answered, correct, f1, steps, tokens,
-    #    seconds, error, trajectory (the agent's steps / the CoT chat)
+    # -> runs/eval/<benchmark>.jsonl: id, question, gold, prediction, answered, forced (the answer came from the
+    #    out-of-steps ask), correct, f1, steps, tokens, seconds, error, trajectory (the agent's steps / the CoT chat)
 
 `program` is any DSPy module called as `program(question=...)` (CodeAgent, ChainOfThoughtSolver, either inside
 SelfConsistency). Inside an active MLflow run the metrics go there; else `run_name=` opens one (see tracking).
@@ -36,7 +36,7 @@ class ExampleResult:
     question: str
     gold: str
     prediction: object
-    answered: bool  # a non-empty answer came back (agent: reached final_answer; CoT: an answer was parsed)
+    answered: bool  # a non-empty answer came back (agent: final_answer or the out-of-steps ask; CoT: one parsed)
     correct: bool
     f1: float
     steps: int | None
@@ -45,6 +45,7 @@ class ExampleResult:
     judge: bool | None = None
     error: str | None = None
     trajectory: dict | None = None  # the agent's Trajectory.to_dict() (or a CoT's messages), for inspection
+    forced: bool = False  # the agent ran out of steps and its answer came from the final-answer ask (the paper's)
 
 
 @dataclass
@@ -151,7 +152,8 @@ def _run_one(program, example, benchmark: str, judge: LLMJudge | None) -> Exampl
                          gold=str(example.answer), prediction=_jsonable(answer),
                          answered=answer is not None and str(answer).strip() != "", correct=correct,
                          f1=f1, steps=steps, tokens=tokens, seconds=round(seconds, 3), judge=verdict, error=error,
-                         trajectory=_trajectory(pred))
+                         trajectory=_trajectory(pred),
+                         forced=getattr(getattr(pred, "trajectory", None), "forced_answer", None) is not None)
 
 
 def _trajectory(pred) -> dict | None:

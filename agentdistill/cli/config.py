@@ -7,8 +7,8 @@ Tables and keys (all optional except [teacher] and [student] model names; see co
 
     [run]       experiment, output_dir, seed, threads, tracking_uri
     [task]      family ("math" | "factual"), max_steps, max_tokens
-    [teacher]   model, api_base, backend, api_key_env, temperature, max_tokens
-    [student]   model, backend, base_model, temperature, max_tokens
+    [teacher]   model, api_base, server, backend, api_key_env, temperature, max_tokens
+    [student]   model, api_base, server, backend, base_model, temperature, max_tokens
     [trainset]  benchmark | file, split, limit, data_dir
     [retrieval] index | url, k                 (factual tasks: the search tool's index or server)
     [distill]   variants, first_thought_prefix, teacher_threads
@@ -65,6 +65,8 @@ class TaskConfig:
 class ModelConfig:
     model: str = ""  # shipped name, HF folder/hub id (local engine), or "<provider>/<name>" (litellm, with api_base)
     api_base: str = ""  # OpenAI-compatible server (vLLM, SGLang), e.g. "http://gpu:8000/v1"
+    server: str = ""  # with api_base: "vllm" (default) | "sglang" | "llama.cpp" | "agentdistill" - how the server
+    # continues the agent's partial assistant turn (agentdistill.lm.server_lm)
     backend: str = ""  # local engine: "transformers" (default) or "llama.cpp" (faster on CPU; not for the student)
     api_key_env: str = ""  # environment variable holding the API key
     base_model: str = ""  # student only: its weights (HF folder / hub id) when `model` is a server, for fine-tuning
@@ -234,6 +236,15 @@ def _check_values(cfg: Config) -> None:
         if getattr(cfg, role).backend not in ("", "transformers", "llama.cpp"):
             raise ConfigError(f"[{role}] backend must be \"transformers\" or \"llama.cpp\", got "
                               f"{getattr(cfg, role).backend!r}")
+        server = getattr(cfg, role).server
+        if server:
+            from agentdistill.lm.remote import SERVERS
+
+            if server not in SERVERS:
+                raise ConfigError(f"[{role}] server must be one of {', '.join(map(repr, SERVERS))}, got {server!r}")
+            if not getattr(cfg, role).api_base:
+                raise ConfigError(f"[{role}] server = {server!r} names the kind of server at api_base; set api_base "
+                                  "(e.g. \"http://gpu:8000/v1\") or remove server")
         if not getattr(cfg, role).model.strip():
             raise ConfigError(f"[{role}] model is required, e.g. model = "
                               f"\"{'qwen2.5-coder-0.5b-instruct' if role == 'teacher' else 'smollm2-135m-instruct'}\"")

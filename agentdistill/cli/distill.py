@@ -36,12 +36,21 @@ def register(subparsers) -> None:
 
 
 def make_lm(model: ModelConfig, default_max_tokens: int = 512):
-    """A dspy.LM for a [teacher]/[student] table: a litellm model with api_base, else the local engine."""
+    """A dspy.LM for a [teacher]/[student] table: a model on a server (api_base), an API model, or the local engine.
+
+    A server's LM continues the agent's partial assistant turns ("Thought:", the first-thought prefix) the way
+    `server` says (agentdistill.lm.server_lm; default "vllm": vLLM's and SGLang's continue_final_message).
+    """
     import dspy
 
     max_tokens = model.max_tokens or default_max_tokens
-    remote = bool(model.api_base) or (("/" in model.model) and model.model.split("/")[0] in _PROVIDERS)
-    if remote:
+    prefix = model.model.split("/")[0] if "/" in model.model else ""
+    if model.api_base and prefix not in _PROVIDERS - {"openai", "hosted_vllm"}:  # an OpenAI-compatible server
+        from agentdistill.lm import server_lm
+
+        return server_lm(model.model, model.api_base, server=model.server or "vllm", api_key=api_key(model),
+                         temperature=model.temperature, max_tokens=max_tokens)
+    if model.api_base or prefix in _PROVIDERS:  # another litellm provider (an API, ollama, ...)
         return dspy.LM(model.model, api_base=model.api_base or None, api_key=api_key(model),
                        temperature=model.temperature, max_tokens=max_tokens)
     import agentdistill

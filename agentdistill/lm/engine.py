@@ -9,7 +9,9 @@
 
 - The weights load lazily, on the first generation, into a process-wide table shared by every engine on the same
   checkpoint (copies, deepcopies and unpickled engines reuse them); generation holds that model's lock, because
-  DSPy evaluates in threads and one CPU model gains nothing from concurrent generate calls.
+  DSPy evaluates in threads and one CPU model gains nothing from concurrent generate calls. The table is keyed by the
+  folder's content fingerprint (taken once per engine, at its first load), so a new engine on a folder that was
+  trained again loads the new weights.
 - Pickling (mlflow.dspy.log_model) and deepcopy carry only the spec (path, dtype, device), never weights.
 - A trailing assistant message is continued (see agentdistill.lm.chat), stop strings cut exactly, usage reported.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from agentdistill.lm.chat import Completion, cut_at_stop, render_prompt, request_to_messages
 
-_LOADED: dict[tuple, "_Loaded"] = {}  # (path, dtype, device) -> weights shared by all engines in this process
+_LOADED: dict[tuple, "_Loaded"] = {}  # weights_key() -> weights shared by all engines in this process
 _LOAD_LOCK = threading.Lock()
 
 
@@ -36,8 +38,17 @@ class _Loaded:
     pad_id: int
 
 
-def _load(path: str, dtype: str, device: str) -> _Loaded:
-    key = (path, dtype, device)
+def weights_key(path: str, dtype: str, device: str) -> tuple:
+    """The table key of a checkpoint: a local folder by its content (not its name), a hub id by the id."""
+    if Path(path).exists():
+        from agentdistill.lm.local import fingerprint  # local.py imports this module: import at call time
+
+        return ("sha", fingerprint(path), dtype, device)
+    return ("hub", path, dtype, device)
+
+
+def _load(path: str, dtype: str, device: str, key: tuple | None = None) -> _Loaded:
+    key = key or weights_key(path, dtype, device)
     with _LOAD_LOCK:
         if key in _LOADED:
             return _LOADED[key]
@@ -146,14 +157,17 @@ class TransformersEngine(SpecState):
                  threads: int | None = None):
         self.path, self.dtype, self.device, self.max_tokens = str(path), dtype, device, int(max_tokens)
         self.threads = threads
+        self._key = None  # weights_key() of the weights this engine loaded (taken at its first load)
 
     # -- weights ---------------------------------------------------------------------------------------------
     def load(self) -> _Loaded:
-        return _load(self.path, self.dtype, self.device)
+        if self._key is None or self._key not in _LOADED:  # first load, or unloaded since: maybe new weights
+            self._key = weights_key(self.path, self.dtype, self.device)
+        return _load(self.path, self.dtype, self.device, self._key)
 
     @property
     def is_loaded(self) -> bool:
-        return (self.path, self.dtype, self.device) in _LOADED
+        return (self._key or weights_key(self.path, self.dtype, self.device)) in _LOADED
 
     @property
     def tokenizer(self):

@@ -14,9 +14,12 @@ memoized by size+mtime in $AGENTDISTILL_HOME/fingerprints.json); a shipped model
 
 from __future__ import annotations
 
+import contextvars
+import datetime
 import hashlib
 import json
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -138,16 +141,22 @@ def local_engine(lm):
 
 
 def sample(lm, messages, n: int = 1, temperature: float | None = None, top_p: float | None = None,
-           max_tokens: int | None = None, stop=None, seed: int | None = None, **call_kwargs) -> list[str]:
+           max_tokens: int | None = None, stop=None, seed: int | None = None, continuation: dict | None = None,
+           **call_kwargs) -> list[str]:
     """n completions of one chat. Unset arguments fall back to the LM's own defaults (lm.kwargs).
 
     On an agentdistill engine: ONE batched generate (transformers: num_return_sequences=n; llama.cpp: n completions
-    on a shared prompt cache), uncached. Any other dspy.LM (an OpenAI-compatible server, an API): n concurrent
-    calls with distinct rollout_id (DSPy caches each one; temperature 0 makes a single call).
-    A last message with role "assistant" is continued; only the continuation is returned (on a vLLM/SGLang server,
-    pass extra_body={"continue_final_message": True, "add_generation_prompt": False}: **call_kwargs go to the
-    dspy.LM call of the fallback path and are refused on the local engines, which continue by themselves).
+    on a shared prompt cache), uncached, recorded in `lm.history` as one entry and reported to DSPy's LM callbacks
+    and usage tracker like any LM call. Any other dspy.LM (an OpenAI-compatible server, an API): n concurrent
+    calls with distinct rollout_id (DSPy caches each one; temperature 0 makes a single call), each in a copy of
+    the caller's context (dspy.context overrides, usage tracking, callbacks reach the threads).
+    A last message with role "assistant" is continued; only the continuation is returned. On a server the call
+    then carries `continuation` (None: the LM's own, agentdistill.lm.continuation_kwargs(lm), e.g. vLLM's
+    continue_final_message from server_lm); the local engines continue by themselves. **call_kwargs go to the
+    dspy.LM call of the server path and are refused on the local engines.
     """
+    from agentdistill.lm.remote import add_continuation, continuation_kwargs
+
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     defaults = getattr(lm, "kwargs", {}) or {}
@@ -156,17 +165,21 @@ def sample(lm, messages, n: int = 1, temperature: float | None = None, top_p: fl
     max_tokens = (defaults.get("max_tokens") or defaults.get("max_completion_tokens")) if max_tokens is None \
         else max_tokens
     stop = defaults.get("stop") if stop is None else stop
-    engine = local_engine(lm)
-    if engine is not None:
+    options = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
+                                 "stop": stop, "seed": seed}.items() if v is not None}
+    if local_engine(lm) is not None:
         if call_kwargs:
             raise TypeError(f"sample() on a local engine takes no extra call arguments, got {sorted(call_kwargs)}")
-        completions = engine.generate(messages, n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                                      stop=stop or (), seed=seed)
-        _track_usage(lm, completions)
-        return [c.text for c in completions]
+        from dspy.utils.callback import with_callbacks
 
-    options = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-                                 "stop": stop, "seed": seed}.items() if v is not None} | call_kwargs
+        # with_callbacks takes its first argument as the instance: `lm` is a dspy.BaseLM, so DSPy's callbacks
+        # get on_lm_start(inputs={"prompt", "messages", "kwargs"}) and on_lm_end(outputs=texts), as for lm(...)
+        return with_callbacks(_generate)(lm, messages=messages, n=n, **options)
+
+    options |= call_kwargs
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        # a partial assistant turn: the server must be told to continue it (vLLM's default is a new turn)
+        options = add_continuation(options, continuation_kwargs(lm) if continuation is None else continuation, lm)
     if not temperature:
         return [_text(lm(messages=messages, **options)[0])] * n
 
@@ -174,18 +187,43 @@ def sample(lm, messages, n: int = 1, temperature: float | None = None, top_p: fl
         return _text(lm(messages=messages, rollout_id=i, **options)[0])
 
     with ThreadPoolExecutor(max_workers=min(n, 8)) as pool:  # servers batch concurrent requests
-        return list(pool.map(one, range(n)))
+        # a fresh copy of this thread's context per task (one context cannot be entered by two threads at once)
+        futures = [pool.submit(contextvars.copy_context().run, one, i) for i in range(n)]
+        return [f.result() for f in futures]
+
+
+def _generate(self, prompt=None, *, messages=None, **kwargs) -> list[str]:
+    """The local path of sample() as one LM call (`self` is the dspy.LM; the signature is dspy.LM.__call__'s, so
+    callbacks see the same inputs): one batched generate, then usage and history as dspy's own calls record them."""
+    import dspy
+
+    completions = local_engine(self).generate(messages, **{**kwargs, "stop": kwargs.get("stop") or ()})
+    texts = [c.text for c in completions]
+    usage = _usage(completions)
+    tracker = getattr(dspy.settings, "usage_tracker", None)
+    if tracker is not None:
+        tracker.add_usage(self.model, dict(usage))
+    if not getattr(dspy.settings, "disable_history", False):
+        from agentdistill.lm.engine import completion_to_response
+
+        responses = tuple(completion_to_response(c, self.model) for c in completions)
+        # the keys of dspy's own entries (dspy.clients.execution.finalize): inspect_history, MLflow and
+        # optimizers read lm.history without knowing which engine answered
+        self.update_history({
+            "prompt": prompt, "messages": messages, "kwargs": dict(kwargs), "outputs": texts, "usage": usage,
+            "response": responses[0] if len(responses) == 1 else responses, "cost": None,
+            "timestamp": datetime.datetime.now().isoformat(), "uuid": str(uuid.uuid4()), "model": self.model,
+            "response_model": self.model, "model_type": self.model_type,
+        })
+    return texts
 
 
 def _text(output) -> str:
     return output["text"] if isinstance(output, dict) else output
 
 
-def _track_usage(lm, completions) -> None:
-    import dspy
-
-    tracker = getattr(dspy.settings, "usage_tracker", None)
-    if tracker is not None and completions:
-        prompt = completions[0].prompt_tokens
-        out = sum(c.completion_tokens for c in completions)
-        tracker.add_usage(lm.model, {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out})
+def _usage(completions) -> dict:
+    """One prompt (evaluated once for all n candidates), every candidate's completion tokens."""
+    prompt = completions[0].prompt_tokens if completions else 0
+    out = sum(c.completion_tokens for c in completions)
+    return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}

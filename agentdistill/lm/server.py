@@ -1,14 +1,17 @@
 """A small OpenAI-compatible server (POST /v1/chat/completions, GET /v1/models) over a local engine.
 
     agentdistill models serve qwen2.5-coder-0.5b-instruct --backend llama.cpp --port 8008
-    # then, from any process:  dspy.LM("openai/qwen2.5-coder-0.5b-instruct", api_base="http://127.0.0.1:8008/v1",
-    #                                  api_key="local")
+    # then, from any process (an LM that continues the agent's partial assistant turns, see agentdistill.lm.remote):
+    #   agentdistill.lm.server_lm("qwen2.5-coder-0.5b-instruct", "http://127.0.0.1:8008/v1", server="agentdistill")
 
 Standard library only (ThreadingHTTPServer), loopback by default; generation is serialised by the engine's lock.
 Understood request keys: messages, n, temperature, top_p, top_k, max_tokens / max_completion_tokens, stop, seed,
 and vLLM's chat-template switches `continue_final_message` / `add_generation_prompt` (sent top-level, which is
 where the OpenAI client's `extra_body` puts them). With neither switch, a trailing assistant message is continued
-(assistant prefill, as llama.cpp's server does). `stream=true` is refused with a 400.
+(assistant prefill, as llama.cpp's server does); `ChatServer(..., prefill=False)` behaves as vLLM does instead (a
+finished turn, then a new one), which is how the tests check that clients send the switches.
+`stream=true` is refused with a 400. `server.requests` keeps the latest requests (body, whether the partial turn
+was continued, the texts returned) for diagnostics.
 
 Which servers continue a trailing (partial) assistant message:
 - vLLM: yes, with extra_body={"continue_final_message": True, "add_generation_prompt": False}
@@ -16,7 +19,7 @@ Which servers continue a trailing (partial) assistant message:
 - SGLang: yes, `continue_final_message` is accepted in the chat request (same meaning as vLLM's).
 - llama.cpp server (llama-server): a trailing assistant message is treated as prefill by default.
 - OpenAI API: no (a trailing assistant message is just history; the model starts a new turn).
-- this server: yes, by default or with the vLLM switches; the prefix is kept byte-exact.
+- this server: yes, by default (prefill=False: only with the vLLM switches); the prefix is kept byte-exact.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -61,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f"no route {self.path}; this server has /v1/chat/completions")
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            kwargs = _generation_args(body)
+            kwargs = _generation_args(body, self.server.prefill)
             self.server.last_request = body  # for diagnostics (and the tests)
         except (ValueError, TypeError) as exc:
             return self._error(400, str(exc))
@@ -71,6 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, str(exc))
         except Exception as exc:  # a server keeps serving; the client sees what failed
             return self._error(500, f"{type(exc).__name__}: {exc}", "server_error")
+        self.server.requests.append({"body": body, "continued": kwargs["continue_final_message"],
+                                     "texts": [c.text for c in completions]})
         prompt = completions[0].prompt_tokens
         out = sum(c.completion_tokens for c in completions)
         self._send(200, {
@@ -82,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         })
 
 
-def _generation_args(body: dict) -> dict:
+def _generation_args(body: dict, prefill: bool = True) -> dict:
     if not isinstance(body, dict):
         raise ValueError("the request body must be a JSON object")
     if body.get("stream"):
@@ -106,6 +112,9 @@ def _generation_args(body: dict) -> dict:
         raise ValueError("continue_final_message and add_generation_prompt cannot both be true (as in vLLM)")
     if continue_final is None and add_generation_prompt is True:
         continue_final = False  # explicit new assistant turn, even after an assistant message
+    if continue_final is None:  # neither switch: prefill (llama.cpp's server) or a new turn (vLLM's default)
+        continue_final = prefill and chat[-1]["role"] == "assistant"
+    continue_final = bool(continue_final)
     stop = body.get("stop") or ()
     return {
         "messages": chat, "n": int(body.get("n") or 1),
@@ -118,14 +127,20 @@ def _generation_args(body: dict) -> dict:
 
 
 class ChatServer(ThreadingHTTPServer):
-    """`ChatServer(engine, "name", port=0).start()`; `.url` is the api_base ("http://127.0.0.1:PORT/v1")."""
+    """`ChatServer(engine, "name", port=0).start()`; `.url` is the api_base ("http://127.0.0.1:PORT/v1").
+
+    prefill: continue a trailing assistant message when the request has neither vLLM switch (llama.cpp's
+    server does; False: start a new turn after it, as vLLM does).
+    """
 
     daemon_threads = True
 
-    def __init__(self, engine, model_name: str, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
+    def __init__(self, engine, model_name: str, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                 prefill: bool = True):
         super().__init__((host, port), _Handler)
-        self.engine, self.model_name, self.verbose = engine, model_name, verbose
+        self.engine, self.model_name, self.verbose, self.prefill = engine, model_name, verbose, prefill
         self.last_request: dict | None = None
+        self.requests: deque[dict] = deque(maxlen=256)  # bounded: a long-running server must not grow
         self._thread: threading.Thread | None = None
 
     @property
@@ -152,7 +167,7 @@ class ChatServer(ThreadingHTTPServer):
 
 
 def serve(name_or_path: str, host: str = "127.0.0.1", port: int = 8008, backend: str = "transformers",
-          served_name: str | None = None, verbose: bool = True) -> None:
+          served_name: str | None = None, verbose: bool = True, prefill: bool = True) -> None:
     """Serve a local model until interrupted (the `agentdistill models serve` command)."""
     from agentdistill.lm.local import local_engine, local_lm
 
@@ -160,9 +175,9 @@ def serve(name_or_path: str, host: str = "127.0.0.1", port: int = 8008, backend:
     engine = local_engine(lm)
     engine.load()  # fail now, not on the first request
     name = served_name or str(name_or_path).rstrip("/").split("/")[-1]
-    server = ChatServer(engine, name, host=host, port=port, verbose=verbose)
-    print(f"serving {lm.model} as {name!r} at {server.url}  (dspy.LM('openai/{name}', api_base='{server.url}', "
-          f"api_key='local'))", flush=True)
+    server = ChatServer(engine, name, host=host, port=port, verbose=verbose, prefill=prefill)
+    print(f"serving {lm.model} as {name!r} at {server.url}  (agentdistill.lm.server_lm({name!r}, "
+          f"'{server.url}', server='agentdistill'))", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -3,9 +3,10 @@
     from agentdistill.optimizers import AgentDistill, CoTDistill, SFT
     small = AgentDistill(metric=answer_correct, sft=SFT(epochs=2)).compile(student, trainset=train, teacher=teacher)
 
-Modules: agent_distill (AgentDistill), cot_distill (CoTDistill), first_thought (prefixes), store (resumable JSONL),
-filtering (filter + report), sft_data (chats -> tokens, assistant-only mask), training (SFT config + TRL trainer,
-also `python -m agentdistill.optimizers.training` / `accelerate launch -m ...`), pipeline (shared plumbing).
+Modules: agent_distill (AgentDistill), cot_distill (CoTDistill), first_thought (prefixes from the teacher's CoT),
+store (resumable JSONL, store keys), filtering (filter + report), sft_data (chats -> tokens, assistant-only mask),
+training (SFT config + TRL trainer, also `python -m agentdistill.optimizers.training` / `accelerate launch -m ...`),
+pipeline (shared plumbing).
 """
 
 import importlib
@@ -14,7 +15,7 @@ import importlib
 _EXPORTS = {
     "AgentDistill": "agent_distill", "CoTDistill": "cot_distill", "SFT": "training",
     "FilterReport": "filtering", "filter_trajectories": "filtering", "filter_answers": "filtering",
-    "first_paragraph": "first_thought", "generate_prefix": "first_thought",
+    "first_paragraph": "first_thought", "seed_prefix": "first_thought",
     "TrajectoryStore": "store", "example_id": "store", "settings_hash": "store",
 }
 

@@ -3,9 +3,11 @@
     distill = ad.optimizers.CoTDistill(metric=ad.benchmarks.answer_correct, sft=ad.optimizers.SFT(epochs=2))
     small_cot = distill.compile(student_cot, trainset=train, teacher=teacher_cot)   # ChainOfThoughtSolver programs
 
-Teacher CoT answers (one call per task, stored in the same resumable JSONL store) -> keep the ones the metric
-accepts -> SFT on (task, reasoning + "Answer: x") chats rendered exactly as the student's CoT program renders
-them -> the compiled student. Same store, training and MLflow tracking as `AgentDistill`.
+Teacher CoT answers (one call per task, stored in the same resumable JSONL store; `AgentDistill` with a first-thought
+prefix stores the same answers, so on the same store and teacher LM this asks nothing) -> keep the ones the metric
+accepts (graded on the solver's own prediction) -> SFT on (task, reasoning + "Answer: x") chats rendered exactly as
+the student's CoT program renders them -> the compiled student. Same store, training and MLflow tracking as
+`AgentDistill`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dspy.teleprompt import Teleprompter
 
 from agentdistill.optimizers import pipeline
 from agentdistill.optimizers.filtering import FilterReport, filter_answers
-from agentdistill.optimizers.store import TrajectoryStore, example_id, settings_hash
+from agentdistill.optimizers.store import TrajectoryStore, example_id, lm_settings, settings_hash, template_digest
 from agentdistill.optimizers.training import SFT
 
 
@@ -51,34 +53,17 @@ class CoTDistill(Teleprompter):
         self.last_stats: dict[str, Any] = {}
 
     def answer_settings(self, teacher, teacher_lm) -> str:
-        return settings_hash(kind="cot", lm=pipeline.lm_name(teacher_lm),
-                             lm_kwargs={k: v for k, v in (getattr(teacher_lm, "kwargs", None) or {}).items()
-                                        if k in {"temperature", "top_p", "max_tokens"}},
-                             signature=teacher.signature.signature, instructions=teacher.instructions,
-                             max_tokens=teacher.max_tokens)
+        return cot_settings(teacher, teacher_lm)
 
     def generate(self, trainset: list, teacher: dspy.Module) -> list[dict]:
-        """The teacher's {"reasoning", "answer", "raw"} for every task (stored ones are not asked again)."""
+        """The teacher's {"task", "reasoning", "answer", "raw", "parse_error"} for every task (stored ones are not
+        asked again; `AgentDistill` with a first-thought prefix stores the same records)."""
         _check_cot(teacher, "teacher")
-        teacher_lm = pipeline.program_lm(teacher)
-        store, key = TrajectoryStore(self.store_path), self.answer_settings(teacher, teacher_lm)
-        ids = [example_id(ex) for ex in trainset]
-
-        def one(i: int):
-            task = teacher.task_from(dict(trainset[i].inputs()))
-            pred = teacher(**task)
-            raw = pred.messages[-1]["content"] if pred.messages and pred.messages[-1]["role"] == "assistant" else ""
-            rec = {"task": task, "reasoning": pred.reasoning, "answer": pred.get(teacher.output_name),
-                   "raw": raw, "parse_error": pred.parse_error}
-            store.put("cot", ids[i], key, rec)
-            return rec
-
-        missing = [i for i in range(len(trainset)) if not store.has("cot", ids[i], key)]
         t0 = time.perf_counter()
-        fresh = dict(zip(missing, pipeline.run_threads(one, missing, self.num_threads, "teacher CoT answers")))
-        self.last_stats.update(teacher_calls=len(missing), reused_answers=len(trainset) - len(missing),
+        out, asked = generate_answers(trainset, teacher, TrajectoryStore(self.store_path), self.num_threads)
+        self.last_stats.update(teacher_calls=asked, reused_answers=len(trainset) - asked,
                                generation_seconds=time.perf_counter() - t0)
-        return [fresh[i] if i in fresh else store.get("cot", ids[i], key) for i in range(len(trainset))]
+        return out
 
     def compile(self, student: dspy.Module, *, trainset: list, teacher: dspy.Module | dspy.BaseLM,
                 valset: list | None = None) -> dspy.Module:
@@ -99,26 +84,61 @@ class CoTDistill(Teleprompter):
             with pipeline.mlflow_run("generation", {"teacher": params["teacher"]}, enabled=self.track):
                 answers = self.generate(trainset, teacher)
                 ids = [example_id(ex) for ex in trainset]
-                kept, report = filter_answers(list(zip(trainset, answers)), self.metric, ids=ids)
+                # graded as the STUDENT's predictions: what the metric sees when the compiled program is evaluated
+                kept, report = filter_answers(list(zip(trainset, answers)), self.metric, program=student, ids=ids)
                 self.last_report = report
                 pipeline.log_metrics({"teacher_success_rate": report.success_rate, "kept": report.kept}, self.track)
             pipeline.log_metrics({"teacher_success_rate": report.success_rate, "kept_answers": report.kept},
                                  self.track)
-            pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
             pipeline.log_store(self.store_path, self.track)
             if not kept:
-                raise RuntimeError(f"CoTDistill: no teacher answer passed the metric ({report.summary()['reasons']})")
+                pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
+                raise RuntimeError(f"CoTDistill: no teacher answer passed the filter ({report.why_nothing_kept()}); "
+                                   "use a stronger teacher or more tasks, or check the metric")
             # rendered by the STUDENT's program: its own instructions, the one CoT renderer
             chats = [student.chat(rec["task"], rec["reasoning"], rec["answer"]) for _, rec in kept]
             run_dir = self.output_dir / f"cot-student-{settings_hash(chats=chats)[:12]}"
             compiled = pipeline.train_and_compile(
                 student, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
                 metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
-                track=self.track)
+                track=self.track, report=report)
+            # after training: the report then holds what training found too (chats over max_length: `truncated`)
+            pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
         return compiled
 
     def get_params(self) -> dict[str, Any]:
         return {"num_threads": self.num_threads, "store": str(self.store_path), **self.sft.to_params()}
+
+
+def cot_settings(solver, lm) -> str:
+    """The store key of `solver`'s answers on `lm`: everything that shapes the CoT prompt and its generation."""
+    return settings_hash(kind="cot", lm=lm_settings(lm), signature=solver.signature.signature,
+                         instructions=solver.instructions, max_tokens=solver.max_tokens,
+                         templates=template_digest("cot"))
+
+
+def generate_answers(trainset: list, solver, store: TrajectoryStore, num_threads: int = 1) -> tuple[list[dict], int]:
+    """`solver`'s CoT record for every task, from the store (kind "cot", key `cot_settings`) where it has one, else
+    asked now (threads) and stored at once. Returns (records in trainset order, how many were asked); a task whose
+    call failed gets {"error": ...} and nothing stored, so a rerun asks it again."""
+    lm = pipeline.program_lm(solver)
+    key = cot_settings(solver, lm)
+    ids = [example_id(ex) for ex in trainset]
+
+    def one(i: int):
+        task = solver.task_from(dict(trainset[i].inputs()))
+        pred = solver(**task)
+        raw = pred.messages[-1]["content"] if pred.messages and pred.messages[-1]["role"] == "assistant" else ""
+        # "answer" is the record's field for the output (whatever the signature calls it); see answer_prediction
+        rec = {"task": task, "reasoning": pred.reasoning, "answer": pred.get(solver.output_name), "raw": raw,
+               "parse_error": pred.parse_error}
+        store.put("cot", ids[i], key, rec)
+        return rec
+
+    missing = [i for i in range(len(trainset)) if not store.has("cot", ids[i], key)]
+    fresh = dict(zip(missing, pipeline.run_threads(one, missing, num_threads,
+                                                   f"teacher CoT answers ({len(trainset) - len(missing)} stored)")))
+    return [fresh[i] if i in fresh else store.get("cot", ids[i], key) for i in range(len(trainset))], len(missing)
 
 
 def _check_cot(program, role: str) -> None:

@@ -1,60 +1,48 @@
-"""First-thought prefixes (Kang et al. 2025, sec. 3.2): seed the agent's first thought with the teacher's own
-chain-of-thought opening, so the agent plans before it codes.
+"""First-thought prefixes (Kang et al. 2025, sec. 3.2), made as the paper's code makes them
+(exps_research/first_thought_prefix/build_prefix_memory.py): the teacher answers the task with its plain chain of
+thought (the CoT baseline's prompt: no agent instructions, no code example); the first paragraph of that answer,
+`reasoning.split("\\n\\n")[0]`, seeds the agent's first step as "Thought: <paragraph>\\n\\n", so the agent plans
+first and then writes its code on a fresh paragraph.
 
-The teacher LM answers the question with a chain of thought; the first paragraph of that reasoning (up to
-the first blank line) becomes the prefix that the agent's first thought continues.
+    from agentdistill.optimizers.first_thought import first_paragraph, seed_prefix, prefix_solver
+    first_paragraph("Let x be the price.\\n\\nThen 3x = 12.")     # -> "Let x be the price."
+    seed_prefix("Let x be the price.\\n\\nThen 3x = 12.")         # -> "Let x be the price.\\n\\n"
+    solver = prefix_solver(teacher_agent)       # the CoT program whose answers AgentDistill stores (kind "cot")
 
-    from agentdistill.optimizers.first_thought import first_paragraph, generate_prefix
-    first_paragraph("Let x be the price.\\n\\nThen 3x = 12.")   # -> "Let x be the price."
-    prefix = generate_prefix({"question": q}, lm=teacher_lm)["prefix"]   # one teacher call
+The CoT answers are the very records `CoTDistill` stores, under the key it computes for the same solver on the
+same LM, so one teacher pass serves both the prefixes and the CoT baseline.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-import dspy
-
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
-# Field headers a model sometimes echoes at the start of its reasoning; they are not part of the thought.
-_LEADING_LABEL = re.compile(r"^\s*(?:\[\[ ## \w+ ## \]\]|reasoning:|thought:)\s*", re.IGNORECASE)
-
-MAX_PREFIX_CHARS = 600  # a runaway first "paragraph" (no blank line at all) is cut at a sentence end
+PARAGRAPH_BREAK = "\n\n"  # the paper splits on exactly this
 
 
-def first_paragraph(text: str | None, max_chars: int = MAX_PREFIX_CHARS) -> str:
-    """The first paragraph of a chain of thought: everything before the first blank line, stripped.
+def first_paragraph(reasoning: str | None) -> str:
+    """The first paragraph of a chain of thought: the text before the first blank line ("" for none)."""
+    return (reasoning or "").strip().split(PARAGRAPH_BREAK)[0].strip()
 
-    Returns "" for empty input. A paragraph longer than `max_chars` is cut at the last sentence end
-    before the limit (or at the limit when there is none).
+
+def seed_prefix(reasoning: str | None) -> str | None:
+    """The prefix the teacher agent continues: the first paragraph and its paragraph break (None: no reasoning).
+
+    `CodeAgent` renders the partial turn "Thought: " + prefix, so the agent starts writing after the break, as in
+    the paper ("Thought: " + paragraph + "\\n\\n"), instead of finishing the paragraph's last sentence.
     """
-    if not text:
-        return ""
-    text = _LEADING_LABEL.sub("", text.strip(), count=1).strip()
-    para = _BLANK_LINE.split(text, maxsplit=1)[0].strip()
-    if len(para) <= max_chars:
-        return para
-    cut = para[:max_chars]
-    end = max(cut.rfind(". "), cut.rfind(".\n"))
-    return (cut[: end + 1] if end > 0 else cut).strip()
+    paragraph = first_paragraph(reasoning)
+    return paragraph + PARAGRAPH_BREAK if paragraph else None
 
 
-PREFIX_MAX_TOKENS = 160  # only the first paragraph is kept, so the teacher stops early (blank line or this)
-
-
-def generate_prefix(task: dict[str, Any], lm: dspy.BaseLM, signature: str | type = "question -> answer",
-                    instructions: str | None = None, max_tokens: int = PREFIX_MAX_TOKENS) -> dict[str, Any]:
-    """Ask the teacher LM for a chain of thought on `task` and cut its first paragraph.
-
-    The teacher answers through the project's CoT program (`ChainOfThoughtSolver`, the plain "reasoning, then
-    Answer:" format a small model follows) and stops at the first blank line. Returns {"prefix", "reasoning"}.
-    """
+def prefix_solver(agent, instructions: str | None = None):
+    """The CoT program whose answers make `agent`'s prefixes: the agent's signature, the CoT baseline's default
+    instructions for it (or `instructions`), and the agent's generation limit (the whole answer is generated, and
+    stored, so `CoTDistill` can train on it). The caller puts it on the teacher's LM."""
     from agentdistill.programs import ChainOfThoughtSolver
 
-    solver = ChainOfThoughtSolver(signature, instructions=instructions, max_tokens=max_tokens)
-    stop_lm = lm.copy(stop=["\n\n"]) if hasattr(lm, "copy") else lm
-    solver.set_lm(stop_lm)
-    pred = solver(**task)
-    reasoning = pred.reasoning or ""
-    return {"prefix": first_paragraph(reasoning), "reasoning": reasoning}
+    if len(agent.signature.output_fields) != 1:
+        raise ValueError(
+            f"first_thought_prefix needs a chain of thought on one output field, and the teacher's signature "
+            f"{agent.signature.signature!r} has {list(agent.signature.output_fields)}; pass "
+            "first_thought_prefix=False to AgentDistill"
+        )
+    return ChainOfThoughtSolver(agent.signature, instructions=instructions, max_tokens=agent.max_tokens)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import json
 import logging
 import os
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -19,7 +21,7 @@ from typing import Any, Callable, Iterable
 import dspy
 
 from agentdistill.optimizers import sft_data
-from agentdistill.optimizers.training import SFT, train, write_rows
+from agentdistill.optimizers.training import SFT, base_fingerprint, digest, train, weight_settings, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -150,29 +152,42 @@ def log_metrics(metrics: dict[str, float], enabled: bool = True) -> None:
 
 
 # --- training and the compiled student --------------------------------------------------------------------------
+def run_folder(run_dir: Path, chats: list[list[dict]], sft: SFT, base_model: str) -> Path:
+    """`<run_dir>-<key>`: one folder per training setting, so a run only ever resumes its own checkpoints.
+
+    The key hashes the chats, every SFT setting that shapes the weights (training.weight_settings) and the base
+    model's fingerprint (its content for a folder, the id for a hub model).
+    """
+    key = digest({"chats": chats, "sft": weight_settings(sft), "base_model": base_fingerprint(base_model)})[:12]
+    return run_dir.parent / f"{run_dir.name}-{key}"
+
+
 def finetune(sft: SFT, base_model: str, chats: Iterable[list[dict]], output_dir: Path, track: bool) -> dict:
-    """Tokenize the chats with the student's tokenizer, write them, and fine-tune (a 'training' child run)."""
+    """Tokenize the chats with the student's tokenizer, write them, and fine-tune (a 'training' child run).
+
+    A chat longer than sft.max_length is dropped, never cut (sft_data): `out["truncated"]` counts them.
+    """
     from transformers import AutoTokenizer
 
     chats = list(chats)
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     rows = sft_data.build_dataset(chats, tokenizer, max_length=sft.max_length)
+    dropped = {i for i, _ in rows.dropped}
     output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / "sft_chats.jsonl", "w") as f:
-        for chat in chats:
+    with open(output_dir / "sft_chats.jsonl", "w") as f:  # the chats that are trained
+        for chat in (c for i, c in enumerate(chats) if i not in dropped):
             f.write(json.dumps({"messages": chat}, ensure_ascii=False) + "\n")
     # the tokenized rows too: `accelerate launch -m agentdistill.optimizers.training --data <this>` retrains on many GPUs
     write_rows(rows, output_dir / "sft_rows.jsonl")
     sft_settings = sft
     if not track and sft.report_to not in ("none", [], None):
-        import dataclasses
-
         sft_settings = dataclasses.replace(sft, report_to="none")
     with mlflow_run("training", {**sft.to_params(), "sft.base_model": base_model, "sft.examples": len(rows)},
                     enabled=track):
         out = train(sft_settings, base_model, rows, output_dir)
+        out["truncated"] = len(dropped)
         log_metrics({"train_seconds": out["train_seconds"], "sft_examples": len(rows),
-                     "sft_tokens": out["n_tokens"],
+                     "sft_tokens": out["n_tokens"], "truncated": len(dropped),
                      "sft_assistant_tokens": sum(sum(r["assistant_masks"]) for r in rows)}, enabled=track)
         if track:
             import mlflow
@@ -183,20 +198,41 @@ def finetune(sft: SFT, base_model: str, chats: Iterable[list[dict]], output_dir:
     return out
 
 
+def checkpoint_lm(model_dir: Path, student_lm) -> dspy.BaseLM:
+    """A dspy.LM on the trained checkpoint with the student's engine settings (device, dtype, threads) and sampling
+    defaults; only the weights are new."""
+    import agentdistill
+    from agentdistill.lm import LlamaCppEngine, TransformersEngine, local_engine
+
+    engine = local_engine(student_lm)
+    if engine is None:  # a student served elsewhere (student_model= given): the local engine's defaults
+        kwargs = {k: v for k, v in (getattr(student_lm, "kwargs", None) or {}).items()
+                  if k in {"temperature", "max_tokens", "top_p"} and v is not None}
+        return agentdistill.local_lm(str(model_dir), **kwargs)
+    # the student's LM already ran on a local engine with these, so they are valid for the new one
+    kwargs = {"cache": getattr(student_lm, "cache", True), **student_lm.kwargs}
+    spec = engine.spec()
+    kwargs.setdefault("max_tokens", spec["max_tokens"])
+    if isinstance(engine, TransformersEngine):
+        return agentdistill.local_lm(str(model_dir), backend="transformers", dtype=spec["dtype"],
+                                     device=spec["device"], threads=spec["threads"], **kwargs)
+    assert isinstance(engine, LlamaCppEngine), type(engine)
+    logger.info("the trained checkpoint %s is a Hugging Face folder, which llama.cpp cannot run before a GGUF "
+                "export: the compiled student runs on the transformers engine (threads=%s) instead",
+                model_dir, spec["n_threads"])
+    return agentdistill.local_lm(str(model_dir), backend="transformers", threads=spec["n_threads"], **kwargs)
+
+
 def compiled_program(student: dspy.Module, model_dir: Path, student_lm) -> dspy.Module:
     """A deep copy of the student whose predictors run on a new LM for the trained checkpoint; demos empty."""
-    import agentdistill
-
-    kwargs = {k: v for k, v in (getattr(student_lm, "kwargs", None) or {}).items()
-              if k in {"temperature", "max_tokens", "top_p"}}
-    try:
-        new_lm = agentdistill.local_lm(str(model_dir), **kwargs)
-    except TypeError:  # an engine that takes no sampling defaults
-        new_lm = agentdistill.local_lm(str(model_dir))
+    new_lm = checkpoint_lm(model_dir, student_lm)
     compiled = student.deepcopy()
     for predictor in compiled.predictors():
         predictor.lm = new_lm
         predictor.demos = []
+    if hasattr(compiled, "_sandbox") and hasattr(compiled, "_sandbox_lock"):
+        # copies share the student's sandbox; the compiled program outlives it (student.close() stops it)
+        compiled._sandbox, compiled._sandbox_lock = None, threading.Lock()
     compiled._compiled = True
     return compiled
 
@@ -219,14 +255,20 @@ def log_store(store_path: Path, track: bool) -> None:
 
 
 def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT, base_model: str, student_lm,
-                      run_dir: Path, metric, valset, num_threads: int, stats: dict, track: bool) -> dspy.Module:
+                      run_dir: Path, metric, valset, num_threads: int, stats: dict, track: bool,
+                      report=None) -> dspy.Module:
     """The second half of every distillation: fine-tune on the chats, put the student on the checkpoint, score it on
-    the valset if given, and record what happened in `stats` and MLflow. Both teleprompters end here."""
-    import dataclasses
+    the valset if given, and record what happened in `stats` and MLflow. Both teleprompters end here.
 
+    `run_dir` is a base name: the run trains into `run_folder(run_dir, ...)`, one folder per setting. `report`
+    (the filter report), when it has an int `truncated`, gets the number of over-long chats that were dropped.
+    """
+    run_dir = run_folder(Path(run_dir), chats, sft, base_model)
     out = finetune(dataclasses.replace(sft, output_dir=str(run_dir)), base_model, chats, run_dir, track)
     stats.update(train_seconds=out["train_seconds"], train_loss=out["train_loss"], model_dir=str(out["model_dir"]),
-                 sft_examples=out["n_examples"])
+                 sft_examples=out["n_examples"], truncated=out["truncated"])
+    if report is not None and isinstance(getattr(report, "truncated", None), int):
+        report.truncated = out["truncated"]
     compiled = compiled_program(student, out["model_dir"], student_lm)
     if valset:
         stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track)

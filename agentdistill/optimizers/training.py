@@ -1,28 +1,43 @@
 """Supervised fine-tuning of the student on tokenized chats: TRL `SFTTrainer` + peft LoRA (or full fine-tuning).
 
 One config dataclass (`SFT`, defaults of Kang et al. 2025: LoRA r=64, alpha=128, dropout 0.05 on all linear
-layers, lr 2e-4, 2 epochs) and one entry point that runs on one CPU/GPU and, unchanged, on many GPUs:
+layers, lr 2e-4 with linear decay and no warmup, 2 epochs) and one entry point that runs on one CPU/GPU and, unchanged, on many GPUs:
 
     python -m agentdistill.optimizers.training --data sft.jsonl --model /path/to/hf_model --output-dir out/
     accelerate launch -m agentdistill.optimizers.training --data sft.jsonl --model ... --output-dir out/
     # add --config sft.toml (keys = SFT fields) and/or --set lora_r=16 --set max_steps=200
 
 `sft.jsonl` holds rows {"input_ids": [...], "assistant_masks": [...]} (see `sft_data.py`). Checkpoints go to
-`<output_dir>/checkpoints` every `save_steps`; a rerun with `resume=True` continues from the last one. The
-result is `<output_dir>/model`: the LoRA adapter merged into the base weights (a plain HF folder any engine
-loads), plus the tokenizer. Loss and learning rate are logged to MLflow (`report_to="mlflow"`).
+`<output_dir>/checkpoints` every `save_steps`; a rerun with `resume=True` continues from the last one, only if
+`<output_dir>/run_settings.json` (written at the start: the weight-shaping settings, the base model's fingerprint,
+a hash of the rows) matches the rerun's, so a checkpoint of other settings is never resumed. The result is
+`<output_dir>/model`: the LoRA adapter merged into the base weights (a plain HF folder any engine loads), plus the
+tokenizer. Loss and learning rate are logged to MLflow (`report_to="mlflow"`).
+
+Warmup is `warmup_ratio` of the total steps, rounded down: a run of fewer than 1 / warmup_ratio steps (up to 33 at
+warmup_ratio=0.03) trains without warmup, since its one warmup step would run at learning rate 0 and, in a 1-step
+run, leave the model as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import logging
+import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+# settings that change how a run is logged, saved or started, never the weights it ends with
+NOT_WEIGHT_SETTINGS = frozenset({"output_dir", "report_to", "logging_steps", "save_steps", "save_total_limit",
+                                 "resume"})
 
 
 @dataclass
@@ -43,11 +58,11 @@ class SFT:
     max_steps: int = -1  # > 0 overrides epochs
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
-    max_length: int | None = 2048  # tokens per chat (truncated beyond)
+    max_length: int | None = 2048  # tokens per chat; a longer chat is dropped, never cut (sft_data.py)
     packing: bool = False  # pack chats into rows of max_length (BFD, padding-free): no padding at all
     group_by_length: bool = True  # else batch chats of similar length together: little padding
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.03
+    lr_scheduler_type: str = "linear"  # the paper's (TRL's default): linear decay, no warmup
+    warmup_ratio: float = 0.0  # of the total steps, rounded down (a run shorter than 1 / ratio steps: none)
     weight_decay: float = 0.0
     bf16: bool | None = None  # None: bf16 when a CUDA device supports it
     gradient_checkpointing: bool = False
@@ -57,7 +72,7 @@ class SFT:
     save_total_limit: int = 2
     seed: int = 0
     output_dir: str | None = None  # None: a folder next to the trajectory store / in the working folder
-    resume: bool = True  # continue from the last checkpoint in output_dir when there is one
+    resume: bool = True  # continue from the last checkpoint in output_dir (refused if run_settings.json differs)
     merge: bool = True  # merge the LoRA adapter into the weights for the compiled checkpoint
     report_to: str | list[str] = "mlflow"
 
@@ -109,6 +124,65 @@ def _use_bf16(sft: SFT) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def weight_settings(sft: SFT) -> dict[str, Any]:
+    """The settings that shape the trained weights (bf16 as this machine resolves it)."""
+    d = {k: v for k, v in dataclasses.asdict(sft).items() if k not in NOT_WEIGHT_SETTINGS}
+    d["bf16"] = _use_bf16(sft)
+    return d
+
+
+def base_fingerprint(model_path: str | os.PathLike) -> str:
+    """A local base model by its content, a hub model by its id."""
+    if Path(model_path).exists():
+        from agentdistill.lm import fingerprint
+
+        return fingerprint(model_path)
+    return f"hub:{model_path}"
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def run_settings(sft: SFT, model_path: str | os.PathLike, rows: list[dict]) -> dict[str, Any]:
+    """What a run's weights depend on: recorded as run_settings.json, compared before resuming."""
+    return {"sft": weight_settings(sft), "base_fingerprint": base_fingerprint(model_path),
+            "rows_sha256": digest([[r["input_ids"], r["assistant_masks"]] for r in rows])}
+
+
+def _check_resumable(output_dir: Path, settings: dict) -> None:
+    """Refuse to resume checkpoints that another setting (or an unknown one) produced."""
+    path = output_dir / "run_settings.json"
+    if not path.is_file():
+        raise ValueError(f"{output_dir} holds checkpoints but no run_settings.json, so they may belong to other "
+                         "settings; delete the folder, use another output_dir, or set SFT(resume=False)")
+    recorded = json.loads(path.read_text())
+    differ = sorted({k for k in {*recorded.get("sft", {}), *settings["sft"]}
+                     if recorded.get("sft", {}).get(k) != settings["sft"].get(k)})
+    differ += [k for k in ("base_fingerprint", "rows_sha256") if recorded.get(k) != settings[k]]
+    if differ:
+        raise ValueError(f"{output_dir} holds checkpoints of other settings (differing: {', '.join(differ)}); "
+                         "resuming them would return weights of neither: delete the folder, use another "
+                         "output_dir, or set SFT(resume=False)")
+
+
+def total_steps(sft: SFT, n_rows: int, world_size: int = 1) -> int:
+    """Optimizer steps of a run, as transformers' Trainer counts them."""
+    if sft.max_steps > 0:
+        return sft.max_steps
+    batches = math.ceil(n_rows / (sft.per_device_batch_size * world_size))  # per process and epoch
+    return math.ceil(sft.epochs * max(math.ceil(batches / sft.gradient_accumulation_steps), 1))
+
+
+def warmup_steps(sft: SFT, total: int) -> int:
+    """warmup_ratio of the run, rounded down: HF rounds up, so a short run's only step would be at lr 0."""
+    steps = int(sft.warmup_ratio * total + 1e-9)  # float noise: 0.29 * 100 is 28.999...
+    if sft.warmup_ratio > 0 and steps == 0:
+        logger.warning("warmup_ratio=%s of a %d-step run is under one step: training without warmup",
+                       sft.warmup_ratio, total)
+    return steps
+
+
 def last_checkpoint(folder: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -151,6 +225,11 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
 
     if not rows:
         raise ValueError("no SFT examples: every teacher trajectory was filtered out (see the filter report)")
+    longest = max(len(r["input_ids"]) for r in rows)
+    if sft.max_length is not None and longest > sft.max_length:  # TRL would cut them, losing their last steps
+        raise ValueError(f"{sum(len(r['input_ids']) > sft.max_length for r in rows)} SFT rows are longer than "
+                         f"max_length={sft.max_length} (the longest has {longest} tokens); set "
+                         f"SFT(max_length={longest}) or drop them (sft_data.build_dataset drops over-long chats)")
     bf16 = _use_bf16(sft)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
@@ -174,7 +253,7 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
         gradient_accumulation_steps=sft.gradient_accumulation_steps,
         learning_rate=sft.learning_rate,
         lr_scheduler_type=sft.lr_scheduler_type,
-        warmup_steps=sft.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        warmup_steps=0,  # set below from the number of (packed) rows: warmup_steps()
         weight_decay=sft.weight_decay,
         max_length=sft.max_length,
         packing=sft.packing,
@@ -194,7 +273,7 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
     )
     fused = sft.fused_lm_head if sft.fused_lm_head is not None else torch.cuda.is_available()
     trainer_class = SFTTrainer if fused else plain_loss_trainer_class()
-    return trainer_class(
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=data,
@@ -202,6 +281,9 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
         peft_config=peft_config,
         callbacks=list(callbacks),
     )
+    # the scheduler reads warmup_steps when training starts; TRL has packed the rows by now
+    trainer.args.warmup_steps = warmup_steps(sft, total_steps(sft, len(trainer.train_dataset), args.world_size))
+    return trainer
 
 
 def train(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir: str | os.PathLike | None = None,
@@ -212,8 +294,17 @@ def train(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir:
     """
     output_dir = Path(output_dir or sft.output_dir or "sft_output")
     output_dir.mkdir(parents=True, exist_ok=True)
-    trainer = build_trainer(sft, model_path, rows, output_dir, callbacks)
+    settings = run_settings(sft, model_path, rows)
     resume_from = last_checkpoint(output_dir / "checkpoints") if sft.resume else None
+    if resume_from:
+        _check_resumable(output_dir, settings)
+    trainer = build_trainer(sft, model_path, rows, output_dir, callbacks)
+    if trainer.accelerator.is_main_process:  # before training: an interrupted run's checkpoints are attributable
+        stale = output_dir / "checkpoints"
+        if not resume_from and last_checkpoint(stale):  # starting over: a later resume must not pick these up
+            logger.warning("starting over in %s: removing the checkpoints of an earlier run", output_dir)
+            shutil.rmtree(stale)
+        (output_dir / "run_settings.json").write_text(json.dumps(settings, indent=1))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0

@@ -11,7 +11,6 @@ The conversation format lives in `agentdistill.programs.rendering` (used at infe
 from agentdistill.programs.adapter import AgentAdapter, CoTAdapter
 from agentdistill.programs.code_agent import CodeAgent
 from agentdistill.programs.cot import ChainOfThoughtSolver
-from agentdistill.programs.first_thought import FirstThoughtGenerator, first_step
 from agentdistill.programs.ready import factual_agent, math_agent
 from agentdistill.programs.rendering import cot_chat, render_chat, trajectory_to_chat
 from agentdistill.programs.self_consistency import SelfConsistency
@@ -22,13 +21,11 @@ __all__ = [
     "ChainOfThoughtSolver",
     "CoTAdapter",
     "CodeAgent",
-    "FirstThoughtGenerator",
     "SelfConsistency",
     "Step",
     "Trajectory",
     "cot_chat",
     "factual_agent",
-    "first_step",
     "math_agent",
     "render_chat",
     "trajectory_to_chat",

@@ -7,13 +7,15 @@ DSPy's ChatAdapter would wrap every field in `[[ ## name ## ]]` markers; ours re
     with dspy.context(adapter=AgentAdapter()):
         pred = dspy.Predict(AgentStep)(task={"question": q}, tools=specs, history=[], prefix=None)
 
-Continuation: with a first-thought prefix the last message is a partial assistant turn "Thought: <prefix>"; the
-LM returns only the continuation and the adapter parses prefix + continuation. The local engine (agentdistill.lm)
-continues a trailing assistant message natively. OpenAI-compatible servers: vLLM and SGLang continue it when the
-request carries `continue_final_message=True, add_generation_prompt=False` - pass those with
-`CodeAgent(..., continuation_kwargs={"extra_body": {...}})` on an `engine="litellm"` dspy.LM (DSPy's native
-engine refuses unknown body keys); Anthropic's API prefills natively; OpenAI's own API has no prefill (it
-starts a new turn), so a prefix there is only a hint.
+Continuation: every step's last message is a partial assistant turn ("Thought:", with a first-thought prefix
+"Thought: <prefix>"); the LM returns only the continuation and the adapter parses seed + continuation. The local
+engine (agentdistill.lm) continues a trailing assistant message natively. On an OpenAI-compatible server the LM
+must say how: build it with `agentdistill.lm.server_lm(model, api_base, server="vllm"|"sglang"|"llama.cpp")`,
+which carries the server's switches (vLLM/SGLang: `extra_body={"continue_final_message": True,
+"add_generation_prompt": False}`; llama-server: prefill by default); the adapter adds them (through
+`agentdistill.lm.continuation_kwargs(lm)`) to the seeded calls only. `CodeAgent(..., continuation_kwargs={...})`
+overrides the LM's own ({} sends nothing). Anthropic's API prefills natively; OpenAI's own API has no prefill
+(it starts a new turn), so a prefix there is only a hint.
 """
 
 import logging
@@ -36,13 +38,23 @@ class AgentAdapter(dspy.Adapter):
             other way (e.g. by echoing "Observation:"); the recorded turn starts with the same bytes, so the SFT
             data is unchanged. A server that ignores the partial turn and starts its own "Thought: ..." is
             handled too (its reply is taken as the whole turn).
-        continuation_kwargs: extra LM kwargs for calls that end with a partial assistant turn (see above).
+        continuation_kwargs: extra LM kwargs for calls that end with a partial assistant turn (see above);
+            None (default): the LM's own, `agentdistill.lm.continuation_kwargs(lm)`.
     """
 
     def __init__(self, seed_thought: bool = True, continuation_kwargs: dict[str, Any] | None = None, callbacks=None):
         super().__init__(callbacks=callbacks)
         self.seed_thought = seed_thought
-        self.continuation_kwargs = dict(continuation_kwargs or {})
+        # None and {} differ: None defers to the LM, {} says "send nothing" whatever the LM carries
+        self.continuation_kwargs = None if continuation_kwargs is None else dict(continuation_kwargs)
+
+    def continuation(self, lm) -> dict[str, Any]:
+        """The kwargs that make `lm` continue a partial assistant turn: the explicit setting, else the LM's own."""
+        from agentdistill.lm.remote import continuation_kwargs
+
+        if self.continuation_kwargs is not None:
+            return dict(self.continuation_kwargs)
+        return continuation_kwargs(lm)
 
     def format(self, signature, demos, inputs) -> list[dict[str, Any]]:
         if demos:
@@ -72,22 +84,25 @@ class AgentAdapter(dspy.Adapter):
             return completion.lstrip() if seed is not None else completion
         return seed + completion
 
-    def lm_kwargs(self, inputs: dict[str, Any], lm_kwargs: dict[str, Any]) -> dict[str, Any]:
+    def lm_kwargs(self, inputs: dict[str, Any], lm_kwargs: dict[str, Any], lm=None) -> dict[str, Any]:
+        """The call's kwargs: step stop strings, and the continuation settings when a partial turn is sent."""
+        from agentdistill.lm.remote import add_continuation
+
         kwargs = {"stop": list(rendering.STEP_STOP), **lm_kwargs}
         if self.seed(inputs) is not None:
-            kwargs.update(self.continuation_kwargs)
+            kwargs = add_continuation(kwargs, self.continuation(lm), lm)
         return kwargs
 
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):  # DSPy 3.4: this is an adapter's own messages= call
-            outputs = lm(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
+            outputs = lm(messages=messages, **self.lm_kwargs(inputs, lm_kwargs, lm))
         return [self.parse(signature, self.continued(inputs, output_text(o))) for o in outputs]
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
         messages = self.format(signature, demos, inputs)
         with adapter_message_call(lm, messages):
-            outputs = await lm.acall(messages=messages, **self.lm_kwargs(inputs, lm_kwargs))
+            outputs = await lm.acall(messages=messages, **self.lm_kwargs(inputs, lm_kwargs, lm))
         return [self.parse(signature, self.continued(inputs, output_text(o))) for o in outputs]
 
 

@@ -11,8 +11,9 @@ trace gets one entry per step whose inputs are the conversation up to that step 
 trajectory for every step instead, which is wrong for SFT). The code runs in the episode's `Sandbox` (one worker
 process per episode, state kept between steps); its observation goes back as the next user turn.
 `final_answer(x)` ends the run with x in the signature's output field; a reply without a code block gets an
-observation saying how to fix it and the run goes on; after `max_steps` the prediction says it ran out of steps
-(answer None, trajectory.out_of_steps True).
+observation saying how to fix it and the run goes on. After `max_steps` the agent asks the model once more for
+an answer, as the paper's agents do (`final_answer_on_max_steps`): the prediction carries that answer, while the
+trajectory still says it ran out of steps (out_of_steps True, final_answer None, the answer in forced_answer).
 """
 
 import copy
@@ -23,11 +24,12 @@ import time
 from typing import Any, Callable
 
 import dspy
+from dspy.clients._deprecation import adapter_message_call
 from dspy.signatures.signature import ensure_signature
 from dspy.utils.usage_tracker import track_usage
 
-from agentdistill.programs import rendering
-from agentdistill.programs.adapter import AgentAdapter
+from agentdistill.programs import parsing, rendering
+from agentdistill.programs.adapter import AgentAdapter, output_text
 from agentdistill.programs.trajectory import Step, Trajectory
 from agentdistill.signatures import AgentStep
 
@@ -48,6 +50,8 @@ Thought: The value is 53, so I give it as the final answer.
 ```python
 final_answer(53)
 ```"""
+
+EXAMPLE_HEADER = "\n\nExample:\n"  # between the instructions and the worked example (a short prompt cuts here)
 
 # act(episode, task, history, prefix, index) -> Step: one step of the loop (SelfConsistency plugs in its own).
 Act = Callable[[Any, dict, list, "str | None", int], Step]
@@ -70,6 +74,10 @@ class CodeAgent(dspy.Module):
         seed_thought: every step's prompt ends with a partial assistant turn "Thought:" that the model continues
             (see AgentAdapter; needs an LM that continues a trailing assistant message, as the local engine does).
         continuation_kwargs: extra LM kwargs for calls that end with a partial assistant turn (see adapter.py).
+        final_answer_on_max_steps: when the steps run out, one more LM call asks for the answer (the paper's
+            agents do, via smolagents' provide_final_answer; see `rendering.final_answer_chat`). The reply's
+            final_answer(...) code runs in the episode, else its "Answer:" line, else the whole reply is the
+            answer. False: the prediction's answer is None when the steps run out.
 
     Example:
         >>> agent = CodeAgent("question -> answer", max_steps=3)
@@ -92,6 +100,7 @@ class CodeAgent(dspy.Module):
         max_tokens: int | None = None,
         seed_thought: bool = True,
         continuation_kwargs: dict[str, Any] | None = None,
+        final_answer_on_max_steps: bool = True,
     ):
         super().__init__()
         if not isinstance(max_steps, int) or max_steps < 1:
@@ -101,9 +110,10 @@ class CodeAgent(dspy.Module):
         self.tool_specs = rendering.tool_specs(self.tools, self.signature.output_fields)
         self.max_steps = max_steps
         self.max_tokens = max_tokens
+        self.final_answer_on_max_steps = final_answer_on_max_steps
         text = instructions or _own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
         if example:
-            text = f"{text.strip()}\n\nExample:\n{example.strip()}"
+            text = f"{text.strip()}{EXAMPLE_HEADER}{example.strip()}"
         self.step = dspy.Predict(AgentStep.with_instructions(text))
         self.adapter = AgentAdapter(seed_thought, continuation_kwargs)
         self.sandbox_options = {"timeout": timeout, "memory_mb": memory_mb, "output_limit": output_limit}
@@ -178,7 +188,7 @@ class CodeAgent(dspy.Module):
 
     def run(self, task: dict, prefix: str | None, example_id: str | None, act: Act) -> dspy.Prediction:
         """Run one episode with `act` as the step policy; returns the prediction with its `Trajectory`."""
-        prefix = prefix.strip() if isinstance(prefix, str) and prefix.strip() else None
+        prefix = rendering.clean_prefix(prefix)
         traj = Trajectory(
             example_id=example_id if example_id is not None else task_id(task),
             instructions=self.instructions, tools=list(self.tool_specs), task=dict(task), first_thought_prefix=prefix,
@@ -196,14 +206,18 @@ class CodeAgent(dspy.Module):
                     break
             else:
                 traj.out_of_steps = True
+                if self.final_answer_on_max_steps:
+                    self.ask_for_answer(traj, episode)  # while the episode lives: the reply's code may run
         finally:
             episode.close()
         traj.messages = rendering.trajectory_to_chat(traj)
         for step in traj.steps:
             _add_usage(traj.usage, step.usage)
+        forced = traj.forced_ask or {}
+        _add_usage(traj.usage, forced.get("usage"))
         traj.timings = {
             "total_s": time.perf_counter() - start,
-            "lm_s": sum(s.lm_seconds for s in traj.steps),
+            "lm_s": sum(s.lm_seconds for s in traj.steps) + forced.get("lm_seconds", 0.0),
             "exec_s": sum(s.exec_seconds for s in traj.steps),
         }
         return dspy.Prediction(**self.outputs(traj), trajectory=traj)
@@ -225,12 +239,42 @@ class CodeAgent(dspy.Module):
         step.usage, step.lm_seconds = tracker.get_total_tokens(), lm_seconds
         return step
 
+    def ask_for_answer(self, traj: Trajectory, episode) -> None:
+        """Out of steps: one more LM call for the answer (not a step: no trace entry, not in traj.messages)."""
+        history = [{"text": s.text, "observation": s.observation} for s in traj.steps]
+        messages = rendering.final_answer_chat(traj.task, history)
+        lm = self.step.lm or dspy.settings.lm
+        if lm is None:
+            raise ValueError("No LM: set one with agent.set_lm(lm) or dspy.configure(lm=...)")
+        config = {"stop": list(rendering.STEP_STOP), **({"max_tokens": self.max_tokens} if self.max_tokens else {})}
+        start = time.perf_counter()
+        with track_usage() as tracker, adapter_message_call(lm, messages):  # our own messages= call, as an adapter's
+            outputs = lm(messages=messages, **config)
+        reply = output_text(outputs[0]) if outputs else ""
+        ask = {"messages": messages, "reply": reply, "usage": tracker.get_total_tokens(),
+               "lm_seconds": time.perf_counter() - start}
+        traj.forced_answer, ask["source"] = None, None
+        code = parsing.parse_step(reply).code
+        if code is not None:  # a code agent often answers with final_answer(x) on the variables it made
+            result = episode.run(code)
+            ask["observation"] = result.observation()
+            if result.is_final and result.error is None:
+                traj.forced_answer, ask["source"] = result.final_answer, "final_answer"
+        if ask["source"] is None:
+            answer = parsing.parse_cot(reply).answer  # the "Answer: ..." line we asked for (or a \boxed{})
+            if answer is not None:
+                traj.forced_answer, ask["source"] = answer, "answer_line"
+            elif reply.strip():
+                traj.forced_answer, ask["source"] = reply.strip(), "reply"  # the paper takes the reply as it is
+        traj.forced_ask = ask
+
     def outputs(self, traj: Trajectory) -> dict[str, Any]:
-        """The signature's output fields from final_answer(x): x itself (one field) or x[name] (several)."""
+        """The signature's output fields from final_answer(x): x itself (one field) or x[name] (several).
+        Out of steps: from the answer the final ask got (None without one)."""
         names = list(self.signature.output_fields)
-        if not traj.finished:
+        value = traj.final_answer if traj.finished else traj.forced_answer
+        if value is None:
             return dict.fromkeys(names)
-        value = traj.final_answer
         if len(names) == 1:
             return {names[0]: _as_field(value, self.signature.output_fields[names[0]])}
         if isinstance(value, dict):

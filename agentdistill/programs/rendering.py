@@ -11,6 +11,7 @@ The conversation (jinja2 templates in agentdistill/templates/):
     assistant  "Thought: ...\n```python\n...\n```"           <- one step = one assistant turn
     user       "Observation:\n<printed output or error>"      <- observations are user turns
     ...        (the last assistant turn of an episode has no observation after it)
+Out of steps, one more call asks for the answer (`final_answer_chat`); it is not part of the episode's chat.
 At inference each step's prompt also ends with a partial assistant turn "Thought:" (step 1 with a first-thought
 prefix: "Thought: <prefix>") that the model continues; the recorded turn starts with exactly those bytes.
 
@@ -127,10 +128,19 @@ def render_step(thought: str, code: str) -> str:
     return _render("agent_step.jinja", thought=thought.strip(), code=code.strip("\n"))
 
 
+def clean_prefix(prefix: str | None) -> str | None:
+    """A first-thought prefix as it is seeded: None when blank; no leading blanks or trailing spaces, but a
+    trailing paragraph break is kept (the paper seeds "Thought: " + first paragraph + "\n\n", so the model starts
+    a new paragraph rather than finishing the prefix's last sentence)."""
+    if not isinstance(prefix, str) or not prefix.strip():
+        return None
+    return prefix.lstrip().rstrip(" \t")
+
+
 def render_prefix(prefix: str | None) -> str:
     """The partial assistant turn a step starts with: "Thought:", or "Thought: <prefix>" with a first-thought
     prefix (step 1). The model continues it; the recorded turn starts with exactly these bytes."""
-    return _render("agent_prefix.jinja", prefix=(prefix or "").strip())
+    return _render("agent_prefix.jinja", prefix=clean_prefix(prefix) or "")
 
 
 def render_observation(observation: str) -> str:
@@ -159,12 +169,32 @@ def render_chat(
         {"role": "system", "content": render_system(instructions, tools)},
         {"role": "user", "content": render_task(task)},
     ]
-    for step in history:
-        messages.append({"role": "assistant", "content": step["text"]})
-        messages.append({"role": "user", "content": render_observation(step["observation"])})
+    messages += _turns(history)
     if (prefix is not None and prefix.strip()) or seed:
         messages.append({"role": "assistant", "content": render_prefix(prefix)})
     return messages
+
+
+def _turns(history: list[dict]) -> list[dict[str, str]]:
+    """Each earlier step as its assistant turn and its observation as the next user turn."""
+    turns = []
+    for step in history:
+        turns.append({"role": "assistant", "content": step["text"]})
+        turns.append({"role": "user", "content": render_observation(step["observation"])})
+    return turns
+
+
+def final_answer_chat(task: dict[str, Any], history: list[dict]) -> list[dict[str, str]]:
+    """The ask when an agent runs out of steps, as the paper's agents make it (smolagents'
+    `provide_final_answer`): a system prompt saying the agent got stuck, the agent's memory (the task and every
+    step with its observation, without the agent's own system prompt), and a last user turn asking for the answer.
+    We add one line asking for "Answer: ..." so the answer can be told from the reasoning around it."""
+    return [
+        {"role": "system", "content": _render("agent_final_system.jinja")},
+        {"role": "user", "content": render_task(task)},
+        *_turns(history),
+        {"role": "user", "content": _render("agent_final_ask.jinja", task=render_task(task))},
+    ]
 
 
 def trajectory_to_chat(trajectory) -> list[dict[str, str]]:

@@ -6,14 +6,15 @@
 Per step of a `CodeAgent` (Kang et al. 2025, test-time self-consistent action generation):
   1. sample n candidate replies for the same conversation (`agentdistill.lm.sample`: one batched generate on the
      local engine, n calls otherwise);
-  2. drop the ones whose code does not parse;
+  2. drop the ones whose code does not parse, and the void ones (code that runs nothing: only comments, `pass`);
   3. run each survivor in its own fork of the episode (`episode.fork(k)`), so no candidate sees another's side
      effects; drop those that raise;
   4. vote on the normalised execution output (the final answer if the candidate called final_answer, else its
      printed output and value); the first candidate with the most votes wins;
   5. the episode adopts the winner's fork; the winner's text goes into the conversation.
 If nothing survives, the first candidate is kept with its parse or execution error. Each step records its
-candidates, the valid fraction (parsed and ran / n) and the agreement (winner's votes / valid).
+candidates, the valid fraction (parsed, not void and ran / n), the agreement (winner's votes / valid) and the
+number of void candidates.
 
 Wrapping a `ChainOfThoughtSolver`: n samples of the whole answer, majority vote on the normalised answers.
 """
@@ -31,7 +32,7 @@ from dspy.utils.usage_tracker import track_usage
 from agentdistill.programs import rendering
 from agentdistill.programs.code_agent import CodeAgent, make_step
 from agentdistill.programs.cot import ChainOfThoughtSolver
-from agentdistill.programs.trajectory import Step
+from agentdistill.programs.trajectory import Step, is_void
 
 
 class SelfConsistency(dspy.Module):
@@ -43,6 +44,15 @@ class SelfConsistency(dspy.Module):
         n: candidates per step.
         temperature, top_p: sampling settings of the candidates.
         max_tokens: per-candidate generation limit (default: the program's, else 512).
+
+    The wrapper's predictors are the program's (even a compiled, frozen one), so `save`, `load` and `set_lm`
+    reach them.
+
+    Example:
+        >>> robust = SelfConsistency(CodeAgent("question -> answer"), n=8)
+        >>> robust.set_lm(lm); robust.save("robust.json")        # doctest: +SKIP
+        >>> robust(question="What is 17 * 23?").answer            # doctest: +SKIP
+        '391'
     """
 
     def __init__(self, program, n: int = 8, temperature: float = 0.4, top_p: float = 0.8,
@@ -58,6 +68,12 @@ class SelfConsistency(dspy.Module):
         self.n, self.temperature, self.top_p = n, temperature, top_p
         self.max_tokens = max_tokens or program.max_tokens or 512
 
+    def named_parameters(self):
+        # The wrapped program is usually compiled, and DSPy freezes a compiled sub-module (`_compiled` hides its
+        # predictors from the parent's walk): then save/load/set_lm/predictors() of the wrapper would see nothing.
+        # The wrapper adds no parameters of its own, so it exposes the program's, under DSPy's own names.
+        return [(f"program.{name}", param) for name, param in self.program.named_parameters()]
+
     def forward(self, first_thought_prefix: str | None = None, example_id: str | None = None, **inputs):
         task = self.program.task_from(inputs)
         if isinstance(self.program, ChainOfThoughtSolver):
@@ -72,10 +88,13 @@ class SelfConsistency(dspy.Module):
         lm = predictor.lm or settings.lm
         if lm is None:
             raise ValueError("No LM: set one with program.set_lm(lm) or dspy.configure(lm=...)")
+        # a partial assistant turn goes out with the agent's own continuation settings (CodeAgent(continuation_kwargs=
+        # ...)), else the LM's (server_lm); None lets sample() ask the LM, a CoT solver's adapter has none
+        continuation = getattr(getattr(self.program, "adapter", None), "continuation_kwargs", None)
         start = time.perf_counter()
         with track_usage() as tracker:
             texts = sample(lm, messages, n=self.n, temperature=self.temperature, top_p=self.top_p,
-                           max_tokens=self.max_tokens, stop=stop)
+                           max_tokens=self.max_tokens, stop=stop, continuation=continuation)
         return list(texts), tracker.get_total_tokens(), time.perf_counter() - start
 
     # --- SAG: one step of a CodeAgent --------------------------------------------------------------------------
@@ -97,7 +116,10 @@ class SelfConsistency(dspy.Module):
                     results[i] = result
         fork_of = dict(zip(runnable, forks))
 
-        keys = {i: vote_key(r) for i, r in results.items() if r.error is None}
+        # A void candidate (code that runs nothing, e.g. only a comment) is no action: void ones would agree with
+        # each other on their empty output and outvote the candidates that act (SimpleTIR's void turns).
+        void = {i for i, p in enumerate(parsed) if is_void(p)}
+        keys = {i: vote_key(r) for i, r in results.items() if r.error is None and i not in void}
         if keys:
             counts = Counter(keys.values())
             best = max(counts.values())
@@ -118,9 +140,10 @@ class SelfConsistency(dspy.Module):
             {"text": p["text"], "parse_error": p["parse_error"],
              "error": results[i].error if i in results else None,
              "observation": results[i].observation() if i in results else p["parse_error"],
-             "vote_key": keys.get(i)}
+             "vote_key": keys.get(i), "void": i in void}
             for i, p in enumerate(parsed)
         ]
+        step.void_candidates = len(void)
         step.valid_fraction = len(keys) / len(parsed) if parsed else 0.0
         step.agreement = agreement
         _trace(agent.step, inputs, parsed[winner])

@@ -5,8 +5,10 @@
     traj.messages              # the exact chat the model saw, final assistant turn included (== trajectory_to_chat)
     Trajectory.from_json(traj.to_json()) == traj
     traj.print()               # rich rendering in the terminal
+    traj.void_turns            # steps that ran nothing (`is_void(step)`: SimpleTIR's filter drops such episodes)
 """
 
+import ast
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -34,15 +36,46 @@ class Step:
     usage: dict = field(default_factory=dict)  # LM tokens of this step, by model
     lm_seconds: float = 0.0
     exec_seconds: float = 0.0
-    # SelfConsistency: every sampled candidate [{'text', 'parse_error', 'error', 'observation', 'vote_key'}],
-    # the fraction that parsed and ran without error, and the winner's share of those valid ones.
+    # SelfConsistency: every sampled candidate [{'text', 'parse_error', 'error', 'observation', 'vote_key',
+    # 'void'}], the fraction that parsed, was not void and ran without error, the winner's share of those valid
+    # ones, and how many candidates were void (see `is_void`).
     candidates: list[dict] | None = None
     valid_fraction: float | None = None
     agreement: float | None = None
+    void_candidates: int | None = None
 
     @property
     def execution_error(self) -> bool:
         return self.error is not None
+
+
+def is_void(step: "Step | dict") -> bool:
+    """A void turn (SimpleTIR's filter): a non-final step that runs nothing - no code block, or code whose
+    statements are all no-ops (comments, `pass`, a bare string or `...`). Such turns teach a student to stall.
+
+    Code that does not parse is not void: it is an execution error the model sees and can fix.
+    Accepts a `Step` or its dict form (a JSONL record).
+    """
+    get = step.get if isinstance(step, dict) else lambda key, default=None: getattr(step, key, default)
+    if get("is_final", False):
+        return False
+    code = get("code")
+    if code is None or not code.strip():
+        return True
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return all(_is_noop(node) for node in tree.body)
+
+
+def _is_noop(node: ast.stmt) -> bool:
+    # a bare constant expression (docstring-like string, `...`, a number) evaluates nothing; an f-string does
+    return isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+
+
+# Counts written by to_dict for readers of the JSONL; recomputed from the steps, so ignored when loading.
+DERIVED = {"parse_errors", "void_turns"}
 
 
 @dataclass
@@ -59,6 +92,12 @@ class Trajectory:
     final_answer: Any = None
     finished: bool = False  # final_answer(...) was called
     out_of_steps: bool = False
+    # Out of steps, the agent asks once more for an answer (CodeAgent's final_answer_on_max_steps, as the paper):
+    # the prediction carries it, but the episode stays unfinished (final_answer None), so the distillation filter
+    # still drops it. forced_ask: {'messages', 'reply', 'source' ("final_answer" | "answer_line" | "reply"),
+    # 'observation' (when the reply's code ran), 'usage', 'lm_seconds'}.
+    forced_answer: Any = None
+    forced_ask: dict | None = None
     usage: dict = field(default_factory=dict)  # total LM tokens, by model
     timings: dict = field(default_factory=dict)  # seconds: total, lm, exec
 
@@ -70,16 +109,27 @@ class Trajectory:
     def execution_errors(self) -> int:
         return sum(s.execution_error for s in self.steps)
 
+    @property
+    def void_turns(self) -> int:
+        """Steps that did nothing (see `is_void`)."""
+        return sum(is_void(s) for s in self.steps)
+
     # --- JSON --------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["parse_errors"] = self.parse_errors  # derived; for readers of the JSONL, ignored when loading
+        # derived; for readers of the JSONL, ignored when loading
+        data["parse_errors"], data["void_turns"] = self.parse_errors, self.void_turns
         return data
+
+    def toDict(self) -> dict:  # noqa: N802  (DSPy's name)
+        """DSPy's serialization hook: `Example.toDict()`/`Prediction.toDict()` call it on their values, so
+        `dspy.Evaluate(save_as_json=...)` and MLflow's traces write the trajectory as this record."""
+        return self.to_dict()
 
     @classmethod
     def from_dict(cls, data: dict) -> "Trajectory":
         known = {f.name for f in fields(cls)}
-        unknown = set(data) - known - {"parse_errors"}
+        unknown = set(data) - known - DERIVED
         if unknown:
             raise ValueError(f"not a Trajectory record: unknown keys {sorted(unknown)}")
         values = {k: v for k, v in data.items() if k in known}
@@ -113,6 +163,8 @@ class Trajectory:
             title = f"step {step.index + 1} ({step.lm_seconds:.1f}s LM, {step.exec_seconds:.2f}s exec{extra})"
             parts.append(Panel(Group(*body), title=title))
         status = "finished" if self.finished else "out of steps" if self.out_of_steps else "stopped"
+        if self.forced_ask is not None:
+            status += f", asked for an answer: {self.forced_answer!r}"
         parts.append(Text(f"answer: {self.final_answer!r} ({status}, {len(self.steps)} steps, "
                           f"{self.parse_errors} parse errors)", style="bold"))
         return Group(*parts)

@@ -70,9 +70,11 @@ def test_job_agent_variant_runs_the_real_agent_loop(mlflow_store, tmp_path, monk
     assert rows[gsm[0].id]["correct"] and rows[gsm[0].id]["steps"] == 1
     assert rows[gsm[0].id]["prediction"] in (13138980, "13138980")
     assert not rows[gsm[1].id]["correct"] and rows[gsm[1].id]["steps"] == 2  # out of steps
-    assert rows[gsm[0].id]["answered"] and not rows[gsm[1].id]["answered"]
+    # out of steps, the agent is asked for a final answer (as the paper's agent is): answered, marked as forced
+    assert rows[gsm[0].id]["answered"] and not rows[gsm[0].id]["forced"]
+    assert rows[gsm[1].id]["answered"] and rows[gsm[1].id]["forced"]
     answered = json.loads((tmp_path / "out" / "results.json").read_text())["answered"]
-    assert answered["student-agent"] == {"gsm-hard": 0.5, "average": 0.5}
+    assert answered["student-agent"] == {"gsm-hard": 1.0, "average": 1.0}
     assert "answered (%)" in (tmp_path / "out" / "results.md").read_text()
     steps = rows[gsm[0].id]["trajectory"]["steps"]
     assert steps[0]["code"].strip() == "final_answer(218983 * 2 * 30)" and steps[0]["is_final"]
@@ -119,7 +121,8 @@ def test_teacher_reference_row_runs_the_teacher_lm_and_needs_no_trainset(mlflow_
     })
     results = distill.run_job(cfg, Console(record=True, width=150))
     assert results["teacher-agent"]["gsm-hard"] == 1.0 and results["student-agent"]["gsm-hard"] == 0.0
-    assert teacher_engine.calls == 1 and student_engine.calls == 1
+    # the student runs out of its one step without an answer: one step call + the out-of-steps final ask
+    assert teacher_engine.calls == 1 and student_engine.calls == 2
     runs = {r.info.run_name: r for r in mlflow.search_runs(experiment_names=["refjob"], output_format="list")}
     assert runs["teacher-agent"].data.params["evaluated"] == "teacher"
     assert runs["student-agent"].data.params["evaluated"] == "student"

@@ -145,3 +145,32 @@ def test_shared_prompt_cache_rows_match_plain_decoding(smol_lm):
     assert [r.text for r in rows] == [greedy.text, greedy.text]
     cut = smol_lm.engine.generate(chat, n=3, temperature=0.9, max_tokens=12, stop=[","], seed=0)
     assert all("," not in r.text for r in cut) and len(cut) == 3
+
+
+def test_retrained_weights_in_the_same_folder_are_served(tmp_path):
+    # training again into a folder replaces its weights: a new engine on that path must load them, not the old ones
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from agentdistill.lm import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m-instruct"))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    folder = tmp_path / "model"
+
+    def write(seed):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return model.lm_head.weight.detach().clone()
+
+    a = write(0)
+    first = TransformersEngine(folder)
+    first.generate(QUESTION, max_tokens=2)
+    assert torch.equal(first.load().model.lm_head.weight, a)
+    b = write(1)
+    assert not torch.equal(a, b)
+    assert torch.equal(TransformersEngine(folder).load().model.lm_head.weight, b)
+    assert torch.equal(TransformersEngine(folder, dtype="bfloat16").load().model.lm_head.weight, b.bfloat16())

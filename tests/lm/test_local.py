@@ -72,3 +72,35 @@ def test_peft_adapter_folder_runs(tiny_checkpoint, tmp_path, smol_lm):
     lm = local_lm(adapter, max_tokens=3)
     assert lm.model == f"local/lora@{fingerprint(adapter)}"
     assert len(lm(messages=QUESTION, cache=False)) == 1
+
+
+def test_local_sample_is_one_recorded_lm_call(smol_cpp_lm):
+    # SAG on the local engine: its batched generate shows up as one LM call in lm.history, callbacks and usage
+    import dspy
+    from dspy.utils.callback import BaseCallback
+    from dspy.utils.usage_tracker import track_usage
+
+    from agentdistill.lm import sample
+
+    class Recorder(BaseCallback):
+        calls = []
+
+        def on_lm_start(self, call_id, instance, inputs):
+            self.calls.append(("start", call_id, instance, inputs))
+
+        def on_lm_end(self, call_id, outputs, exception=None):
+            self.calls.append(("end", call_id, outputs, exception))
+
+    recorder, before = Recorder(), len(smol_cpp_lm.history)
+    with track_usage() as tracker, dspy.context(callbacks=[recorder]):
+        texts = sample(smol_cpp_lm, QUESTION, n=2, temperature=0.8, max_tokens=4, seed=1)
+    assert len(smol_cpp_lm.history) == before + 1
+    entry = smol_cpp_lm.history[-1]
+    assert entry["messages"] == QUESTION and entry["outputs"] == texts and entry["model"] == smol_cpp_lm.model
+    assert entry["kwargs"]["n"] == 2 and entry["kwargs"]["temperature"] == 0.8 and len(entry["response"]) == 2
+    assert entry["usage"]["completion_tokens"] == sum(r.usage.output_tokens for r in entry["response"])
+    assert tracker.get_total_tokens()[smol_cpp_lm.model]["completion_tokens"] == entry["usage"]["completion_tokens"]
+    (start, sid, instance, inputs), (end, eid, outputs, exception) = recorder.calls
+    assert (start, end, sid) == ("start", "end", eid) and instance is smol_cpp_lm and exception is None
+    assert inputs["messages"] == QUESTION and outputs == texts
+    dspy.inspect_history(n=1)  # dspy's own reader takes the entry

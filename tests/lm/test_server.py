@@ -71,3 +71,38 @@ def test_raw_protocol_n_usage_and_errors(server):
     assert status == 400 and "messages" in body["error"]["message"]
     with urllib.request.urlopen(server.url + "/models", timeout=10) as response:
         assert json.loads(response.read())["data"][0]["id"] == "smol"
+
+
+class _Recorder(dspy.utils.callback.BaseCallback):
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def on_lm_start(self, call_id, instance, inputs):
+        self.starts.append(inputs)
+
+    def on_lm_end(self, call_id, outputs, exception=None):
+        self.ends.append(outputs)
+
+
+def test_sample_threads_carry_the_dspy_context(client, server):
+    # the n concurrent calls run in worker threads: usage tracking and dspy.context callbacks must reach them
+    from dspy.utils.usage_tracker import track_usage
+
+    recorder = _Recorder()
+    with track_usage() as tracker, dspy.context(callbacks=[recorder]):
+        texts = sample(client, [{"role": "user", "content": "Name a color."}], n=3, temperature=0.9, max_tokens=5)
+    assert len(texts) == 3 and len(recorder.starts) == 3 and len(recorder.ends) == 3
+    usage = tracker.get_total_tokens()[client.model]
+    assert usage["completion_tokens"] >= 3 and usage["prompt_tokens"] > 0  # each call's usage, none lost
+
+
+def test_prefill_off_behaves_like_vllm(smol_cpp_lm):
+    partial = [*QUESTION, {"role": "assistant", "content": "The answer is"}]
+    with ChatServer(smol_cpp_lm.engine, "smol", prefill=False) as vllm_like:
+        lm = dspy.LM("openai/smol", api_base=vllm_like.url, api_key="local", temperature=0.0, max_tokens=8,
+                     cache=False)
+        finished_turn = lm(messages=partial)  # no switch: the partial turn is taken as finished, a new one starts
+        assert vllm_like.requests[-1]["continued"] is False
+        continued = lm(messages=partial, extra_body={"continue_final_message": True, "add_generation_prompt": False})
+        assert vllm_like.requests[-1]["continued"] is True and continued == smol_cpp_lm(messages=partial, cache=False)
+        assert finished_turn != continued and vllm_like.requests[-1]["texts"] == continued

@@ -1,5 +1,8 @@
 """A scripted teacher for distillation tests: one reply function drives the real CodeAgent loop (and the prefix CoT).
 
+Its CoT answer (the call that makes the first-thought prefix) is two paragraphs and an answer line; the prefix is
+the first paragraph, PREFIX, which has a single line break inside (only a blank line ends a paragraph).
+
 Tasks are "What is A + B?". The teacher's behaviour per task is chosen by the numbers, so tests know in advance
 which trajectories the filter must keep:  A % 5 == 1 -> a wrong answer,  A % 5 == 2 -> a reply without code
 (parse error) then the right answer,  A % 5 == 3 -> prints forever (out of steps),  A % 5 == 4 -> an execution error
@@ -12,7 +15,7 @@ import dspy
 
 from tests.programs.scripted import ScriptedEngine
 
-PREFIX = "I need to add the two numbers."
+PREFIX = "I need to add the two numbers.\nThen I print the sum."
 
 
 def _numbers(messages):
@@ -22,9 +25,9 @@ def _numbers(messages):
 
 def teacher_reply(messages):
     system = messages[0]["content"]
-    if "Think step by step" in system:  # the CoT call that makes the first-thought prefix
-        return PREFIX + "\nThen I print the sum."
     a, b = _numbers(messages)
+    if "Think step by step" in system:  # the CoT call that makes the first-thought prefix
+        return f"{PREFIX}\n\nThe sum is {a + b}.\n\nAnswer: {a + b}"
     steps_done = sum(1 for m in messages[2:] if m["role"] == "user")  # one observation per finished step
     continuing = messages[-1]["role"] == "assistant"  # a first-thought prefix to continue
     kind = a % 5

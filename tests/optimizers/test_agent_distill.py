@@ -2,25 +2,32 @@
 SmolLM2-135M student: generation, resume, filtering, SFT chats, training, the compiled student, MLflow."""
 
 import json
+import shutil
 
 import dspy
 import pytest
 
-from agentdistill.optimizers import SFT, AgentDistill, TrajectoryStore
-from agentdistill.optimizers.agent_distill import student_chat
-from agentdistill.programs import CodeAgent
+from agentdistill.optimizers import SFT, AgentDistill, CoTDistill, TrajectoryStore
+from agentdistill.optimizers.agent_distill import student_chat, with_instructions
+from agentdistill.programs import ChainOfThoughtSolver, CodeAgent, cot_chat
+from agentdistill.programs.cot import DEFAULT_COT_INSTRUCTIONS
 from tests.optimizers.fake_teacher import PREFIX, metric, tasks, teacher_lm
 from tests.programs.scripted import scripted_lm
+from tests.tracking.store import mlflow_store  # noqa: F401  (a temporary MLflow sqlite store)
 
 # a % 5: 0 right, 1 wrong answer, 2 parse error first, 3 out of steps, 4 execution error then right
 NUMBERS = [10, 11, 12, 13, 14, 20]
 
 
-def make_teacher(fail_on=()):
+def make_teacher(fail_on=(), **agent_kw):
     lm, engine = teacher_lm(fail_on)
-    agent = CodeAgent("question -> answer", max_steps=3)
+    agent = CodeAgent("question -> answer", **{"max_steps": 3, **agent_kw})
     agent.set_lm(lm)
     return agent, engine
+
+
+def is_cot_call(request):
+    return "Think step by step" in request["messages"][0]["content"]
 
 
 def distiller(tmp_path, track=False, **kw):
@@ -42,7 +49,8 @@ def test_generation_stores_prefixes_and_trajectories_and_resumes(tmp_path):
     assert (14, 21) in first_questions  # it was asked (and failed)
     store = TrajectoryStore(tmp_path / "store.jsonl")
     kinds = sorted((r["kind"], r["example_id"].split("-")[0]) for r in store.records())
-    assert kinds.count(("prefix", "0")) == 1 and ("trajectory", "4") not in kinds
+    # the prefixes' CoT answers are stored as CoTDistill stores them; the failed task has neither record
+    assert kinds.count(("cot", "0")) == 1 and ("trajectory", "4") not in kinds and ("cot", "4") not in kinds
     assert len([k for k in kinds if k[0] == "trajectory"]) == 5
     # a kill -9 in the middle of the next write leaves a torn line
     with open(tmp_path / "store.jsonl", "a") as f:
@@ -59,16 +67,129 @@ def test_generation_stores_prefixes_and_trajectories_and_resumes(tmp_path):
     assert engine3.requests == []  # everything stored: the teacher is asked nothing
 
 
-def test_prefix_seeds_the_first_thought_and_is_stored(tmp_path):
-    teacher, engine = make_teacher()
+def test_prefix_is_the_first_paragraph_of_the_plain_cot_seeded_with_its_paragraph_break(tmp_path):
+    # the teacher agent has its own instructions and a worked example: neither may reach the prefix's CoT prompt
+    teacher, engine = make_teacher(instructions="Use sympy for exact arithmetic.")
     traj = distiller(tmp_path).generate(tasks([10]), teacher)[0]
-    assert traj["first_thought_prefix"] == PREFIX + "\nThen I print the sum."
-    assert traj["steps"][0]["text"].startswith("Thought: " + PREFIX)
-    assert engine.requests[1]["messages"][-1] == {"role": "assistant", "content": "Thought: " + traj[
-        "first_thought_prefix"]}
-    no_prefix, engine2 = make_teacher()
+    cot, step1 = engine.requests[0], engine.requests[1]
+    # the paper's prefix: the teacher's plain reasoning prompt (the CoT baseline's), generated in full
+    assert cot["messages"] == cot_chat(DEFAULT_COT_INSTRUCTIONS, {"question": "What is 10 + 17?"})
+    assert not any("Example:" in m["content"] or "sympy" in m["content"] or "final_answer" in m["content"]
+                   for m in cot["messages"])
+    assert cot["max_tokens"] is None and "\n\n" not in cot["stop"]
+    # the agent's first step continues "Thought: <first paragraph>\n\n" (build_prefix_memory.py), not mid-paragraph
+    assert step1["messages"][-1] == {"role": "assistant", "content": "Thought: " + PREFIX + "\n\n"}
+    assert traj["steps"][0]["text"].startswith("Thought: " + PREFIX + "\n\n")
+    no_prefix, engine2 = make_teacher(instructions="Use sympy for exact arithmetic.")
     traj2 = distiller(tmp_path, first_thought_prefix=False).generate(tasks([10]), no_prefix)[0]
     assert traj2["first_thought_prefix"] is None and len(engine2.requests) == 2  # new settings: asked again
+    assert not any(is_cot_call(r) for r in engine2.requests)
+
+
+def test_one_cot_pass_serves_the_prefixes_and_cot_distill(tmp_path):
+    trainset = tasks([10, 20, 30])
+    teacher, engine = make_teacher()
+    trajs = distiller(tmp_path).generate(trainset, teacher)
+    asked = len(engine.requests)
+    assert sum(map(is_cot_call, engine.requests)) == 3
+    # CoTDistill on the same store and the same teacher LM, with the baseline's own solver, asks the teacher nothing
+    solver = ChainOfThoughtSolver("question -> answer")
+    solver.set_lm(teacher.step.lm)
+    cot = CoTDistill(metric=metric, store=tmp_path / "store.jsonl", track=False)
+    answers = cot.generate(trainset, solver)
+    assert len(engine.requests) == asked and cot.last_stats["teacher_calls"] == 0
+    assert [a["answer"] for a in answers] == ["27", "47", "67"]
+    assert all(a["reasoning"].split("\n\n")[0] == PREFIX == t["first_thought_prefix"].strip()
+               for a, t in zip(answers, trajs))
+    # and the other way round: CoT answers stored by CoTDistill make the prefixes without asking again
+    fresh = tmp_path / "other"
+    fresh.mkdir()
+    teacher2, engine2 = make_teacher()
+    solver2 = ChainOfThoughtSolver("question -> answer")
+    solver2.set_lm(teacher2.step.lm)
+    CoTDistill(metric=metric, store=fresh / "store.jsonl", track=False).generate(trainset, solver2)
+    n_cot = len(engine2.requests)
+    d = distiller(fresh)
+    d.generate(trainset, teacher2)
+    assert not any(is_cot_call(r) for r in engine2.requests[n_cot:]) and d.last_stats["teacher_calls_cot"] == 0
+
+
+def test_store_key_changes_with_every_input_that_shapes_a_trajectory(tmp_path, monkeypatch):
+    from agentdistill.optimizers import store as store_module
+    from agentdistill.tools.retrieval import ColBERTSearch
+
+    lm, _ = teacher_lm()
+    d = distiller(tmp_path)
+    index_a = ColBERTSearch(url="http://127.0.0.1:9/a", k=5)  # a remote index: nothing is loaded or reached
+
+    def key(tools=(index_a,), **kw):
+        agent = CodeAgent("question -> answer", max_steps=3, tools=list(tools), **kw)
+        agent.set_lm(lm)
+        return d.trajectory_settings(agent, lm)
+
+    def search_in(index):
+        def search(query: str) -> str:
+            """Search the passages."""
+            return index + query
+        return search
+
+    base = key()
+    assert key() == base  # deterministic
+    changed = {
+        "output_limit": key(output_limit=1000), "timeout": key(timeout=3.0), "memory_mb": key(memory_mb=512),
+        "seed_thought": key(seed_thought=False),
+        "continuation": key(continuation_kwargs={"extra_body": {"continue_final_message": True}}),
+        # the same tool name and docstring, with another index or passage length behind it
+        "index": key(tools=[ColBERTSearch(url="http://127.0.0.1:9/b", k=5)]),
+        "max_chars": key(tools=[ColBERTSearch(url="http://127.0.0.1:9/a", k=5, max_chars=200)]),
+    }
+    assert key(tools=[search_in("wiki")]) != key(tools=[search_in("news")])  # what a plain function closes over
+    # a template file's contents: the key reads an edited copy of the templates
+    edited = tmp_path / "templates"
+    shutil.copytree(store_module.TEMPLATES, edited)
+    (edited / "agent_step.jinja").write_text((edited / "agent_step.jinja").read_text() + "\n")
+    monkeypatch.setattr(store_module, "TEMPLATES", edited)
+    changed["template"] = key()
+    assert [n for n, k in changed.items() if k == base] == []
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_a_changed_sandbox_limit_misses_the_store_and_a_started_sandbox_keeps_the_key(tmp_path):
+    teacher, _ = make_teacher()
+    d = distiller(tmp_path)
+    before = d.trajectory_settings(teacher, teacher.step.lm)
+    d.generate(tasks([10]), teacher)  # starts the teacher's sandbox
+    assert d.trajectory_settings(teacher, teacher.step.lm) == before
+    again, engine = make_teacher()
+    d.generate(tasks([10]), again)
+    assert engine.requests == []
+    smaller, engine2 = make_teacher(output_limit=500)
+    d.generate(tasks([10]), smaller)
+    assert engine2.requests and not any(is_cot_call(r) for r in engine2.requests)  # the CoT answer is reused
+
+
+def test_student_prompt_is_the_short_one_by_default_and_the_input_student_is_kept(tmp_path):
+    from agentdistill.programs import math_agent
+    from agentdistill.programs.ready import MATH_INSTRUCTIONS
+
+    teacher, _ = make_teacher()
+    student = math_agent(max_steps=3)
+    before = student.instructions
+    d = distiller(tmp_path)
+    assert "Example:" in before
+    assert d.student_prompt(student, teacher) == MATH_INSTRUCTIONS  # the paper's short prompt: no worked example
+    assert distiller(tmp_path, student_instructions="teacher").student_prompt(student, teacher) == teacher.instructions
+    assert distiller(tmp_path, student_instructions=None).student_prompt(student, teacher) == before
+    assert distiller(tmp_path, student_instructions="Be brief.").student_prompt(student, teacher) == "Be brief."
+    with pytest.raises(ValueError, match="student_instructions"):
+        distiller(tmp_path, student_instructions="")
+    prompted = with_instructions(student, d.student_prompt(student, teacher))
+    assert student.instructions == before and prompted.instructions == MATH_INSTRUCTIONS
+    traj = d.generate(tasks([10]), teacher)[0]
+    system = student_chat(prompted, traj)[0]["content"]
+    # the step format and the tools stay in the system prompt; the example does not
+    assert "Thought:" in system and "def final_answer" in system and MATH_INSTRUCTIONS in system
+    assert "Example:" not in system and "divisors" not in system
 
 
 def test_filter_keeps_exactly_the_good_trajectories(tmp_path):
@@ -77,11 +198,12 @@ def test_filter_keeps_exactly_the_good_trajectories(tmp_path):
     trainset = tasks(NUMBERS)
     teacher, _ = make_teacher()
     trajs = distiller(tmp_path).generate(trainset, teacher)
-    kept, report = filter_trajectories(list(zip(trainset, trajs)), metric)
+    kept, report = filter_trajectories(list(zip(trainset, trajs)), metric, program=teacher)
     assert sorted(ex.question for ex, _ in kept) == sorted(trainset[i].question for i in (0, 4, 5))
     s = report.summary()
-    assert s["dropped_by"] == {"teacher_error": 0, "parse_error": 1, "out_of_steps": 1, "no_final_answer": 0,
-                               "wrong_answer": 1}
+    assert s["dropped_by"] == {"teacher_error": 0, "parse_error": 1, "void_turn": 0, "out_of_steps": 1,
+                               "no_final_answer": 0, "metric_error": 0, "wrong_answer": 1}
+    assert s["reasons"]["void_turn"] == 1  # the reply without code is a void turn too
     assert s["kept_with_execution_errors"] == 1  # the recovered one stays
 
 
@@ -150,11 +272,10 @@ def smollm2_student(smollm2_path):
 
 
 @pytest.mark.slow  # real fine-tuning + merge + reload of SmolLM2 and a compiled run (1-3 min on 2 shared cores)
-def test_compile_end_to_end(tmp_path, smollm2_student, monkeypatch):
+@pytest.mark.ci  # CI runs this real compile / resume too (.ci/run)
+def test_compile_end_to_end(tmp_path, smollm2_student, mlflow_store):  # noqa: F811
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     student = smollm2_student
     before = json.dumps(student.dump_state(), sort_keys=True, default=str)
     student_lm = student.step.lm
@@ -175,6 +296,13 @@ def test_compile_end_to_end(tmp_path, smollm2_student, monkeypatch):
     pred = compiled(question="What is 3 + 4?")
     assert pred.trajectory.steps and compiled.step.lm.history
     assert compiled.step.lm.history[-1]["model"] == compiled.step.lm.model
+
+    # the student's prompt is the paper's short one (no worked example) in the SFT chats and at inference alike
+    assert compiled.instructions == "Solve the task." and "Example:" in student.instructions
+    chats = [json.loads(line)["messages"] for path in tmp_path.rglob("sft_chats.jsonl") for line in open(path)]
+    assert len(chats) == 3 and all(c[0]["content"].endswith("\n\nSolve the task.") for c in chats)
+    systems = [h["messages"][0]["content"] for h in compiled.step.lm.history]  # (an out-of-steps ask has its own)
+    assert chats[0][0]["content"] in systems and not any("Example:" in text for text in systems)
 
     # save / load (whole program) keeps the checkpoint's LM
     compiled.save(str(tmp_path / "prog"), save_program=True)
@@ -198,4 +326,21 @@ def test_compile_end_to_end(tmp_path, smollm2_student, monkeypatch):
     assert "loss" in by_name["training"].data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"filter_report.json", "store.jsonl"} <= artifacts
+    # logged after training, so it has what training found (helper A's `truncated`) and the new reasons
+    report = json.loads(open(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id,
+                                                                  artifact_path="filter_report.json",
+                                                                  dst_path=str(tmp_path / "dl"))).read())
+    assert report["truncated"] == 0 and report["kept"] == 3 and "void_turn" in report["reasons"]
     assert model_dir.endswith("model")
+
+
+def test_the_teacher_generates_without_the_out_of_steps_ask(tmp_path):
+    # out-of-steps trajectories are dropped by the filter whatever they answer: asking the teacher for a final
+    # answer there (the agent's default at evaluation) would only cost a teacher call per such task
+    teacher, engine = make_teacher()
+    assert teacher.final_answer_on_max_steps
+    d = distiller(tmp_path, first_thought_prefix=False)
+    (traj,) = d.generate(tasks([13]), teacher)  # 13 % 5 == 3: the scripted teacher runs out of steps
+    assert traj["out_of_steps"] and traj.get("forced_answer") is None
+    assert len(engine.requests) == teacher.max_steps  # one call per step, no final ask
+    assert teacher.final_answer_on_max_steps  # the input teacher is unchanged

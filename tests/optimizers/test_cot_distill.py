@@ -41,7 +41,7 @@ def test_generate_resume_and_filter(tmp_path):
     teacher2, engine2 = make_teacher()
     out2 = distiller(tmp_path).generate(trainset, teacher2)
     assert len(engine2.requests) == 1 and "What is 4 + 11?" in engine2.requests[0]["messages"][-1]["content"]
-    kept, report = filter_answers(list(zip(trainset, out2)), metric)
+    kept, report = filter_answers(list(zip(trainset, out2)), metric, program=teacher2)
     assert [ex.question for ex, _ in kept] == [trainset[i].question for i in (0, 2, 3)]
     assert report.reasons["wrong_answer"] == 1
 

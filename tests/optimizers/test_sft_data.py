@@ -5,6 +5,7 @@ import pytest
 from agentdistill.optimizers.sft_data import (
     IGNORE_INDEX,
     ChatTemplateError,
+    ChatTooLong,
     build_dataset,
     labelled_text,
     render,
@@ -47,13 +48,28 @@ def test_tokens_match_the_inference_tokenization(smollm2_tokenizer):
     assert row["assistant_masks"][len(prompt)] == 1
 
 
-def test_truncation_and_errors(smollm2_tokenizer):
-    tok = smollm2_tokenizer
-    row = tokenize_chat(CHAT, tok, max_length=30)
-    assert len(row["input_ids"]) == 30
-    assert build_dataset([CHAT], tok, max_length=20) == []  # all assistant tokens cut: nothing to learn
+def test_errors(smollm2_tokenizer):
     with pytest.raises(ChatTemplateError, match="assistant turn"):
-        tokenize_chat(CHAT[:2], tok)
+        tokenize_chat(CHAT[:2], smollm2_tokenizer)
+
+
+def test_a_chat_is_never_cut_an_over_long_one_is_dropped_and_reported(smollm2_tokenizer, caplog):
+    # a cut chat would train the student on a trajectory without its final_answer step
+    tok = smollm2_tokenizer
+    short = CHAT[:3]  # one step: 58 tokens
+    length = len(tokenize_chat(CHAT, tok)["input_ids"])  # two steps: 98 tokens
+    with pytest.raises(ChatTooLong, match=f"{length} tokens.*max_length=60") as err:
+        tokenize_chat(CHAT, tok, max_length=60)
+    assert err.value.length == length
+    with caplog.at_level("WARNING", logger="agentdistill.optimizers.sft_data"):
+        rows = build_dataset([CHAT, short, CHAT], tok, max_length=60)
+    assert rows == [tokenize_chat(short, tok)] and rows.dropped == [(0, length), (2, length)]
+    assert labelled_text(rows[0], tok).endswith(short[-1]["content"] + "<|im_end|>")  # its last step, whole
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"max_length={length}" in warnings[0] and "2 of 3" in warnings[0]
+    assert build_dataset([CHAT], tok, max_length=length).dropped == []  # exactly the length fits
+    with pytest.raises(ValueError, match=f"every SFT chat.*max_length=60.*{length}"):
+        build_dataset([CHAT], tok, max_length=60)
 
 
 def test_template_that_rewrites_history_is_refused(smollm2_tokenizer):

@@ -80,3 +80,80 @@ def test_later_record_wins(tmp_path):
     s.put("trajectory", "a", "h", {"v": 1})
     s.put("trajectory", "a", "h", {"v": 2})
     assert TrajectoryStore(tmp_path / "w.jsonl").get("trajectory", "a", "h") == {"v": 2}
+
+
+# --- the pieces of store keys -----------------------------------------------------------------------------------
+def test_lm_settings_keep_every_generation_kwarg_and_drop_transport():
+    from agentdistill.optimizers.store import lm_settings
+
+    lm = dspy.LM("openai/m", api_key="sk-1", api_base="http://a", temperature=0.3, max_tokens=100, stop=["\n\n"])
+    s = lm_settings(lm)
+    assert s == {"model": "openai/m", "kwargs": {"temperature": 0.3, "max_tokens": 100, "stop": ["\n\n"]}}
+    moved = dspy.LM("openai/m", api_key="sk-2", api_base="http://b", temperature=0.3, max_tokens=100, stop=["\n\n"])
+    assert lm_settings(moved) == s  # another key or server address: the same outputs
+    assert lm_settings(lm.copy(seed=1)) != s  # a sampling seed is not in the old 3-key list, and it shapes outputs
+
+
+def test_tool_fingerprint_sees_what_backs_a_tool():
+    import functools
+
+    from agentdistill.optimizers.store import tool_fingerprint
+
+    class Index:
+        def __init__(self, path, k):
+            self.path, self.k, self._cache = path, k, object()  # private state is not a setting
+
+        def __call__(self, query: str) -> str:
+            return query
+
+    class Pinned(Index):
+        def fingerprint(self):
+            return {"index": "sha-1"}
+
+    assert tool_fingerprint(Index("a", 5)) == tool_fingerprint(Index("a", 5))
+    assert tool_fingerprint(Index("a", 5)) != tool_fingerprint(Index("a", 3))
+    assert tool_fingerprint(Index("a", 5)) != tool_fingerprint(Index("b", 5))
+    assert tool_fingerprint(Pinned("a", 5))["fingerprint"] == {"index": "sha-1"}
+    assert tool_fingerprint(Pinned("a", 5)) == tool_fingerprint(Pinned("b", 3))  # its own fingerprint decides
+
+    def search(query: str, k: int = 3) -> str:
+        return query
+
+    assert tool_fingerprint(functools.partial(search, k=5)) != tool_fingerprint(functools.partial(search, k=2))
+    assert tool_fingerprint(Index("a", 5).__call__) != tool_fingerprint(Index("b", 5).__call__)
+    # a corpus-sized setting counts by its size, it is not hashed whole into every key
+    big = tool_fingerprint(Index(["passage"] * 50_000, 5))["settings"]["path"]
+    assert big == {"type": "list", "len": 50_000}
+
+
+def test_tool_fingerprint_of_a_function_is_stable_across_processes():
+    script = textwrap.dedent("""
+        import json
+        from agentdistill.optimizers.store import tool_fingerprint
+        def make(index):
+            def search(query: str) -> str:
+                inner = lambda q: q
+                return index + inner(query)
+            return search
+        print(json.dumps(tool_fingerprint(make("wiki")), sort_keys=True))
+    """)
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1 and "wiki" in runs.pop()
+
+
+def test_template_digest_follows_the_template_files(tmp_path, monkeypatch):
+    import shutil
+
+    from agentdistill.optimizers import store as store_module
+
+    agent, cot = store_module.template_digest("agent"), store_module.template_digest("cot")
+    assert agent != cot
+    copy = tmp_path / "templates"
+    shutil.copytree(store_module.TEMPLATES, copy)
+    monkeypatch.setattr(store_module, "TEMPLATES", copy)
+    assert store_module.template_digest("agent") == agent
+    (copy / "cot_system.jinja").write_text("Think.")
+    assert store_module.template_digest("agent") == agent and store_module.template_digest("cot") != cot
+    (copy / "task.jinja").write_text("{{ task }}")  # the task turn is in both prompts
+    assert store_module.template_digest("agent") != agent

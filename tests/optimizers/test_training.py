@@ -5,7 +5,7 @@ import json
 import pytest
 
 from agentdistill.optimizers.sft_data import build_dataset
-from agentdistill.optimizers.training import SFT, build_trainer, main, read_rows, train, write_rows
+from agentdistill.optimizers.training import SFT, build_trainer, main, read_rows, run_settings, train, write_rows
 
 CHATS = [[{"role": "system", "content": "Solve with python."},
           {"role": "user", "content": f"Question: What is {i} + {i}?"},
@@ -57,24 +57,89 @@ def test_the_cpu_loss_equals_trls_fused_loss(tmp_path, smollm2_path, smollm2_tok
     assert 0 < plain._metrics["train"]["mean_token_accuracy"][-1] <= 1
 
 
-@pytest.mark.slow  # two short trainings of SmolLM2 + a 540 MB merged save (~30-90 s on 2 shared cores)
-def test_train_merges_and_resumes_from_the_last_checkpoint(tmp_path, smollm2_path, smollm2_tokenizer):
+class _StopAfter:
+    """A trainer callback that ends training after `step` optimizer steps, as a killed job would."""
+
+    def __init__(self, step):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step >= outer.step:
+                    control.should_training_stop = True
+
+        self.step, self.callback = step, Stop()
+
+
+@pytest.mark.slow  # two short trainings of SmolLM2 (~30-90 s on 2 shared cores)
+@pytest.mark.ci  # CI runs this real compile / resume too (.ci/run)
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, smollm2_path, smollm2_tokenizer):
     rows = build_dataset(CHATS, smollm2_tokenizer)
-    sft = SFT(max_steps=1, lora_r=4, lora_alpha=8, per_device_batch_size=2, report_to="none", save_steps=1,
-              warmup_ratio=0.0)
-    out = train(sft, smollm2_path, rows, tmp_path / "run")
+    sft = SFT(max_steps=2, lora_r=4, lora_alpha=8, per_device_batch_size=2, report_to="none", save_steps=1,
+              merge=False)
+    out = train(sft, smollm2_path, rows, tmp_path / "run", callbacks=[_StopAfter(1).callback])  # killed at step 1
     assert out["global_step"] == 1 and out["resumed_from"] is None and out["n_examples"] == 4
-    model_dir = out["model_dir"]
-    assert (model_dir / "model.safetensors").exists() and (model_dir / "tokenizer.json").exists()
-    assert not (model_dir / "adapter_config.json").exists()  # merged: a plain HF folder
+    assert (out["model_dir"] / "adapter_config.json").exists()  # merge=False keeps the adapter
     losses = [h["loss"] for h in json.loads((tmp_path / "run" / "train_log.json").read_text()) if "loss" in h]
     assert len(losses) == 1 and losses[0] > 0
+    assert json.loads((tmp_path / "run" / "run_settings.json").read_text()) == run_settings(sft, smollm2_path, rows)
 
-    # a second run with more steps continues from checkpoint-1 instead of starting over
-    sft2 = SFT(**{**sft.__dict__, "max_steps": 2, "merge": False})
-    out2 = train(sft2, smollm2_path, rows, tmp_path / "run")
+    # the same run started again continues from checkpoint-1 instead of starting over
+    out2 = train(sft, smollm2_path, rows, tmp_path / "run")
     assert out2["resumed_from"].endswith("checkpoint-1") and out2["global_step"] == 2
-    assert (out2["model_dir"] / "adapter_config.json").exists()  # merge=False keeps the adapter
+    steps = [h["step"] for h in json.loads((tmp_path / "run" / "train_log.json").read_text()) if "loss" in h]
+    assert steps == [1, 2]
+
+
+def test_resume_refuses_a_folder_trained_with_other_settings(tmp_path, smollm2_path, smollm2_tokenizer):
+    # resuming another setting's checkpoint returns weights that belong to neither: refused, with the way out
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    sft = SFT(max_steps=1, lora_r=4, lora_alpha=8, report_to="none")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no run_settings.json.*resume=False"):
+        train(sft, smollm2_path, rows, run)
+    recorded = run_settings(SFT(max_steps=1, lora_r=4, lora_alpha=8, learning_rate=5e-3), smollm2_path, rows)
+    (run / "run_settings.json").write_text(json.dumps(recorded))
+    with pytest.raises(ValueError, match="learning_rate.*resume=False"):
+        train(sft, smollm2_path, rows, run)
+    # settings that do not shape the weights (logging, checkpoint cadence, where to report) are not compared
+    assert run_settings(SFT(save_steps=7, logging_steps=3, report_to="none", resume=False, output_dir="x"),
+                        smollm2_path, rows) == run_settings(SFT(), smollm2_path, rows)
+
+
+def test_rows_longer_than_max_length_are_refused_not_cut(smollm2_path, smollm2_tokenizer, tmp_path):
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    longest = max(len(r["input_ids"]) for r in rows)
+    with pytest.raises(ValueError, match=f"max_length=10.*{longest}"):
+        build_trainer(SFT(max_length=10, report_to="none"), smollm2_path, rows, tmp_path / "run")
+
+
+def test_short_runs_train_without_warmup_long_ones_keep_it(tmp_path, smollm2_path, smollm2_tokenizer, caplog):
+    # warmup_ratio=0.03 rounds up to one warmup step, at learning rate 0: a 1-step run would not change the model
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    with caplog.at_level("WARNING", logger="agentdistill.optimizers.training"):
+        trainer = build_trainer(SFT(max_steps=1, warmup_ratio=0.03, report_to="none"), smollm2_path, rows,
+                                  tmp_path / "short")
+    assert trainer.args.warmup_steps == 0
+    assert [r.getMessage() for r in caplog.records if "warmup" in r.getMessage()] == [
+        "warmup_ratio=0.03 of a 1-step run is under one step: training without warmup"]
+    long = build_trainer(SFT(max_steps=100, warmup_ratio=0.03, report_to="none"), smollm2_path, rows, tmp_path / "long")
+    assert long.args.warmup_steps == 3
+    by_epochs = build_trainer(SFT(epochs=2, per_device_batch_size=2, warmup_ratio=0.03, report_to="none"), smollm2_path, rows,
+                              tmp_path / "epochs")
+    assert by_epochs.args.warmup_steps == 0  # 4 chats / 2 per batch * 2 epochs = 4 steps
+
+
+@pytest.mark.slow  # one optimizer step of SmolLM2 with LoRA r=64 (~20-40 s on 2 shared cores)
+def test_a_one_step_run_with_a_warmup_ratio_changes_the_weights(tmp_path, smollm2_path, smollm2_tokenizer):
+    trainer = build_trainer(SFT(max_steps=1, warmup_ratio=0.03, report_to="none"), smollm2_path, build_dataset(CHATS, smollm2_tokenizer),
+                            tmp_path / "run")
+    trainer.train()
+    lora_b = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(p.abs().sum() > 0 for p in lora_b)  # LoRA's B starts at zero: nonzero = trained
 
 
 def test_entry_point_reads_rows_and_overrides(tmp_path, smollm2_tokenizer):

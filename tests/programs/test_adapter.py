@@ -42,3 +42,30 @@ def test_demos_are_ignored_with_a_warning(caplog):
         messages = AgentAdapter().format(AgentStep, [{"thought": "x", "code": "y"}], INPUTS)
     assert "ignores 1 demo" in caplog.text
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+
+
+def test_continuation_settings_come_from_the_lm_unless_the_agent_sets_them():
+    from agentdistill.lm import server_lm
+
+    vllm = {"continue_final_message": True, "add_generation_prompt": False}
+    url = "http://127.0.0.1:9/v1"  # never called: lm_kwargs only builds the call
+    lm = server_lm("m", url)
+    seeded = AgentAdapter()
+    assert seeded.lm_kwargs(INPUTS, {}, lm)["extra_body"] == vllm  # the LM says how its server continues
+    assert "extra_body" not in AgentAdapter(seed_thought=False).lm_kwargs(INPUTS, {}, lm)  # no partial turn sent
+    assert "extra_body" not in seeded.lm_kwargs(INPUTS, {}, server_lm("m", url, server="llama.cpp"))  # prefill
+    assert "extra_body" not in AgentAdapter(continuation_kwargs={}).lm_kwargs(INPUTS, {}, lm)  # the agent wins
+    # a call's own extra_body and the LM's are kept next to the switches, not replaced by them
+    own = server_lm("m", url, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+    body = seeded.lm_kwargs(INPUTS, {"extra_body": {"top_k": 20}}, own)["extra_body"]
+    assert body == {"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20, **vllm}
+
+
+def test_a_server_lm_without_settings_is_warned_about_once(caplog):
+    from agentdistill.lm import continuation_kwargs
+
+    lm = dspy.LM("openai/unmarked-test-model", api_base="http://127.0.0.1:9/v1", api_key="local")
+    with caplog.at_level(logging.WARNING):
+        assert AgentAdapter().lm_kwargs(INPUTS, {}, lm) == {"stop": list(STEP_STOP)}
+        continuation_kwargs(lm)
+    assert caplog.text.count("has no continuation settings") == 1 and "server_lm" in caplog.text

@@ -80,6 +80,20 @@ def test_first_thought_prefix_is_sent_and_continued_on_step_one_only(agent):
     assert pred.answer == "Paris"
 
 
+def test_a_prefix_ending_in_a_paragraph_break_is_seeded_with_it(agent):
+    """The paper seeds "Thought: " + the first paragraph + "\n\n" (build_prefix_memory.py): the model starts a new
+    paragraph instead of finishing the prefix's last sentence."""
+    prefix = "I need the capital of France.\n\n"
+    continuation = "I will call the tool.\n```python\ncity = capital_of('France')\nprint(city)\n```"
+    pred, engine, trace = run(agent, [continuation, FINAL], question="Capital of France?",
+                              first_thought_prefix="  " + prefix)  # leading blanks are not part of it
+    traj = pred.trajectory
+    assert engine.requests[0]["messages"][-1] == {"role": "assistant", "content": "Thought: " + prefix}
+    assert traj.steps[0].text.startswith("Thought: " + prefix + "I will call the tool.")
+    assert traj.first_thought_prefix == traj.steps[0].prefix == trace[0][1]["prefix"] == prefix
+    assert traj.messages == trajectory_to_chat(traj) and pred.answer == "Paris"
+
+
 def test_parse_error_becomes_an_observation_and_the_run_continues(agent):
     pred, engine, _ = run(agent, ["Thought: The answer is Paris.", LOOKUP, FINAL], question="Capital of France?")
     traj = pred.trajectory
@@ -99,11 +113,73 @@ def test_execution_error_is_shown_and_the_state_survives(agent):
     assert pred.answer == "Paris"  # `city` from step 1 is still there
 
 
-def test_out_of_steps(agent):
-    pred, _, _ = run(agent, [LOOKUP, LOOKUP, LOOKUP], question="Capital of France?")
+def test_out_of_steps_without_the_final_ask():
+    agent = CodeAgent("question -> answer", tools=[capital_of], max_steps=3, final_answer_on_max_steps=False)
+    try:
+        pred, engine, _ = run(agent, [LOOKUP, LOOKUP, LOOKUP], question="Capital of France?")
+    finally:
+        agent.close()
     traj = pred.trajectory
-    assert traj.out_of_steps and not traj.finished
+    assert traj.out_of_steps and not traj.finished and len(engine.requests) == 3
     assert pred.answer is None and traj.final_answer is None and len(traj.steps) == 3
+    assert traj.forced_answer is None and traj.forced_ask is None
+
+
+def test_out_of_steps_asks_the_model_for_a_final_answer(agent):
+    """The paper's agents (smolagents' provide_final_answer) ask once more when the steps run out."""
+    question = "Capital of France?"
+    pred, engine, trace = run(agent, [LOOKUP, LOOKUP, LOOKUP, "Thought: I found it twice.\nAnswer: Paris"],
+                              question=question)
+    traj = pred.trajectory
+    assert pred.answer == "Paris" and traj.forced_answer == "Paris"
+    # the episode itself still ran out of steps: the distillation filter drops it, and the forced answer is apart
+    assert traj.out_of_steps and not traj.finished and traj.final_answer is None
+    assert len(traj.steps) == 3 and len(trace) == 3  # the ask is not a step of the agent
+    assert len(engine.requests) == 4
+    ask = engine.requests[3]["messages"]
+    assert ask[0] == {"role": "system", "content": (
+        "An agent tried to answer a user query but it got stuck and failed to do so. You are tasked with "
+        "providing an answer instead. Here is the agent's memory:")}
+    # the agent's memory: the task and every step with its observation (the last one included), then the ask
+    assert ask[1:-2] == traj.messages[1:]
+    assert ask[-2] == {"role": "user", "content": "Observation:\n" + traj.steps[-1].observation}
+    assert ask[-1]["role"] == "user" and ask[-1]["content"].startswith(
+        "Based on the above, please provide an answer to the following user task:\nQuestion: " + question)
+    assert traj.forced_ask["messages"] == ask and traj.forced_ask["source"] == "answer_line"
+    assert traj.forced_ask["reply"] == "Thought: I found it twice.\nAnswer: Paris"
+    # the SFT chat is the episode's own conversation, without the ask
+    assert traj.messages == trajectory_to_chat(traj) and traj.messages[-1]["content"] == traj.steps[-1].text
+    # the ask's tokens and time count in the episode's totals
+    per_step = sum(s.usage["scripted/agent"]["completion_tokens"] for s in traj.steps)
+    assert traj.usage["scripted/agent"]["completion_tokens"] > per_step
+    back = Trajectory.from_json(traj.to_json())
+    assert back == traj and back.forced_answer == "Paris"
+
+
+def test_the_final_ask_runs_a_final_answer_call_in_the_episode(agent):
+    # a code agent asked for an answer often replies with code: it runs in the episode, whose variables it uses
+    pred, _, _ = run(agent, [LOOKUP, LOOKUP, LOOKUP, FINAL], question="Capital of France?")
+    traj = pred.trajectory
+    assert pred.answer == "Paris" and traj.forced_answer == "Paris" and traj.forced_ask["source"] == "final_answer"
+    assert traj.out_of_steps and traj.final_answer is None
+
+
+def test_the_final_ask_takes_a_plain_reply_as_the_answer(agent):
+    pred, _, _ = run(agent, [LOOKUP, LOOKUP, LOOKUP, "  Paris  "], question="Capital of France?")
+    assert pred.answer == "Paris" and pred.trajectory.forced_ask["source"] == "reply"
+
+
+def test_the_final_ask_goes_through_self_consistency_once():
+    from agentdistill.programs import SelfConsistency
+
+    agent = CodeAgent("question -> answer", tools=[capital_of], max_steps=1)
+    try:
+        lm, engine = scripted_lm([LOOKUP, LOOKUP, "Answer: Paris"])
+        agent.set_lm(lm)
+        pred = SelfConsistency(agent, n=2)(question="Capital of France?")
+    finally:
+        agent.close()
+    assert pred.answer == "Paris" and pred.trajectory.out_of_steps and len(engine.requests) == 3
 
 
 def test_each_step_is_one_traced_predictor_call_with_the_conversation_so_far(agent):

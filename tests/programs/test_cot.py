@@ -45,21 +45,3 @@ def test_own_instructions_and_bad_signatures():
         ChainOfThoughtSolver("question -> answer, source")
     with pytest.raises(ValueError, match="missing \\['question'\\]"):
         ChainOfThoughtSolver()(query="q")
-
-
-def test_first_thought_generator_keeps_the_first_step_of_the_cot():
-    from agentdistill.programs import FirstThoughtGenerator, first_step
-
-    lm, engine = scripted_lm(["First, find 15% of 80\nby multiplying.\n\nThen 0.15 * 80 = 12.\nAnswer: 12"])
-    gen = FirstThoughtGenerator(max_tokens=64)
-    gen.set_lm(lm)
-    with dspy.context(trace=[]):
-        pred = gen(question="What is 15% of 80?")
-        assert len(dspy.settings.trace) == 1
-    assert pred.first_thought == "First, find 15% of 80\nby multiplying."  # the first paragraph
-    assert engine.requests[0]["max_tokens"] == 64
-    prompt = cot_chat(ChainOfThoughtSolver().instructions, {"question": "What is 15% of 80?"})
-    assert engine.requests[0]["messages"] == prompt
-    assert first_step("Step 1: Split it.\n\nStep 2: ...") == "Split it."
-    long = "A" * 200 + ". " + "B" * 200 + "."
-    assert first_step(long) == "A" * 200 + "."

@@ -100,3 +100,26 @@ def test_factual_agent_calls_its_tool_search():
     assert agent.tools[0]("x") == "p: x"
     assert 'print(search("Ed Wood film director"))' in agent.instructions  # the worked example uses the tool
     assert "from sympy import divisors" in math_agent().instructions
+
+
+def test_the_out_of_steps_ask_is_the_papers_prompt_around_the_agents_memory():
+    from agentdistill.programs.rendering import final_answer_chat, render_observation, render_task
+
+    task = {"question": "Capital of France?"}
+    history = [{"text": "Thought: look.\n\n```python\nprint(1)\n```", "observation": "1"}]
+    chat = final_answer_chat(task, history)
+    assert [m["role"] for m in chat] == ["system", "user", "assistant", "user", "user"]
+    assert chat[0]["content"].startswith("An agent tried to answer a user query but it got stuck")
+    assert chat[1:4] == [{"role": "user", "content": render_task(task)}, {"role": "assistant", "content":
+                         history[0]["text"]}, {"role": "user", "content": render_observation("1")}]
+    assert chat[-1]["content"] == ("Based on the above, please provide an answer to the following user task:\n"
+                                   "Question: Capital of France?\n"
+                                   'End your reply with a last line of the form "Answer: <the final answer>".')
+
+
+def test_a_prefix_keeps_its_paragraph_break_and_loses_blanks():
+    from agentdistill.programs.rendering import clean_prefix, render_prefix
+
+    assert render_prefix("  First para.\n\n") == "Thought: First para.\n\n"
+    assert render_prefix("First, ") == "Thought: First,"
+    assert clean_prefix(" \n ") is None and render_prefix(None) == "Thought:"

@@ -114,3 +114,87 @@ def test_wraps_only_agents_and_solvers():
         SelfConsistency(dspy.Predict("question -> answer"))
     with pytest.raises(ValueError, match="first_thought_prefix"):
         SelfConsistency(ChainOfThoughtSolver())(question="q", first_thought_prefix="First,")
+
+
+# --- the vote, case by case (issue 13) -------------------------------------------------------------------------
+def test_diverging_final_answers_take_the_majority(agent):
+    replies = [block("final_answer(3)"), block("final_answer(4)"), block("final_answer(3)")]
+    pred, _, _ = sag(agent, replies, n=3)
+    step = pred.trajectory.steps[0]
+    assert sorted(c["vote_key"] for c in step.candidates) == ["final: 3", "final: 3", "final: 4"]
+    assert pred.answer == "3" and pred.trajectory.finished and pred.trajectory.final_answer == 3
+    assert len(pred.trajectory.steps) == 1 and step.agreement == pytest.approx(2 / 3)
+
+
+def test_a_two_two_tie_goes_to_the_earliest_group(agent):
+    replies = [block("final_answer('a')"), block("final_answer('b')"), block("final_answer('b')"),
+               block("final_answer('a')")]
+    pred, _, _ = sag(agent, replies, n=4)
+    step = pred.trajectory.steps[0]
+    first_key = step.candidates[0]["vote_key"]  # arrival order decides which group comes first: read it back
+    assert sorted(c["vote_key"] for c in step.candidates) == ["final: a", "final: a", "final: b", "final: b"]
+    assert "final: " + pred.answer == first_key and step.text == step.candidates[0]["text"]
+    assert step.agreement == pytest.approx(2 / 4)
+
+
+def test_a_raising_majority_loses_to_the_valid_minority(agent):
+    # three candidates print the same 7 and then raise: the most common output, but not a valid action
+    raising = block("print(7)\nraise RuntimeError('after printing')")
+    replies = [raising, block("final_answer(5)"), raising, raising]
+    pred, _, _ = sag(agent, replies, n=4)
+    step = pred.trajectory.steps[0]
+    assert sum(c["error"] is not None for c in step.candidates) == 3
+    assert step.error is None and pred.answer == "5" and pred.trajectory.finished
+    assert step.valid_fraction == pytest.approx(1 / 4) and step.agreement == 1.0
+
+
+def test_void_candidates_do_not_vote(agent):
+    # two candidates that run nothing agree with each other (both print nothing): they must not outvote the one
+    # that acts (SimpleTIR's void turns)
+    replies = [block("# I will think first"), block("print(42)"), block("pass")] + [block("final_answer(42)")] * 3
+    pred, _, _ = sag(agent, replies, n=3)
+    step = pred.trajectory.steps[0]
+    assert step.code == "print(42)" and step.observation.strip() == "42"
+    assert step.void_candidates == 2
+    assert sorted(bool(c["void"]) for c in step.candidates) == [False, True, True]
+    assert [c["vote_key"] for c in step.candidates if c["void"]] == [None, None]
+    assert step.valid_fraction == pytest.approx(1 / 3) and step.agreement == 1.0
+
+
+def test_all_void_keeps_the_first_candidate_as_a_void_step(agent):
+    from agentdistill.programs.trajectory import is_void
+
+    replies = [block("# hmm"), block("'still thinking'"), block("final_answer(1)"), block("final_answer(1)")]
+    pred, _, _ = sag(agent, replies, n=2)
+    step = pred.trajectory.steps[0]
+    assert step.void_candidates == 2 and step.valid_fraction == 0.0 and is_void(step)
+    assert step.text == step.candidates[0]["text"] and pred.trajectory.void_turns == 1
+
+
+def test_a_compiled_program_can_be_saved_loaded_and_re_pointed(tmp_path):
+    import json
+
+    def frozen(instructions=None):
+        program = CodeAgent("question -> answer", max_steps=2, instructions=instructions)
+        program._compiled = True  # what every DSPy teleprompter leaves on its result: a frozen program
+        return program
+
+    compiled = frozen("Tuned by an optimizer.")
+    robust = SelfConsistency(compiled, n=2)
+    assert robust.predictors() == [compiled.step]
+    robust.save(tmp_path / "robust.json")
+    assert "Tuned by an optimizer." in json.loads((tmp_path / "robust.json").read_text())["program.step"][
+        "signature"]["instructions"]
+
+    fresh = SelfConsistency(frozen(), n=2)
+    fresh.load(tmp_path / "robust.json")
+    assert fresh.program.instructions == compiled.instructions
+    lm, engine = scripted_lm([block("final_answer(6)")] * 2)
+    fresh.set_lm(lm)
+    assert fresh.program.step.lm is lm and fresh.get_lm() is lm
+    try:
+        assert fresh(question="q").answer == "6"
+    finally:
+        fresh.program.close()
+    assert len(engine.requests) == 2  # both candidates went to the re-pointed LM
+    assert engine.requests[0]["messages"][0]["content"].rstrip().endswith(compiled.instructions.split("\n")[-1])

@@ -1,6 +1,8 @@
 """Trajectory records: lossless JSON round-trip, derived counts, rich rendering, re-rendering to the chat."""
 
 import io
+import json
+from dataclasses import asdict
 
 import pytest
 from rich.console import Console
@@ -71,3 +73,54 @@ def test_rich_rendering_shows_steps_code_and_answer():
     assert "print(2 ** 10)" in text and "1024" in text and "step 3" in text
     assert "valid 75%, agreement 67%" in text
     assert "finished, 3 steps, 1 parse errors" in text
+
+
+# --- void turns (SimpleTIR's filter): a non-final step that does nothing ---------------------------------------
+def _step(code, is_final=False, **kw) -> Step:
+    return Step(index=0, text="t", raw="t", thought="t", code=code, observation="o", is_final=is_final,
+                parse_error=code is None, **kw)
+
+
+@pytest.mark.parametrize("code", [
+    None,                                   # no code block (a parse error)
+    "# just a comment",
+    "pass",
+    "'''I will think about it.'''",
+    "...",
+    "# plan\npass\n\n'still thinking'\n...",
+])
+def test_is_void_for_steps_that_run_nothing(code):
+    from agentdistill.programs.trajectory import is_void
+
+    step = _step(code)
+    assert is_void(step) and is_void(asdict(step))  # the Step and its JSONL dict form agree
+
+
+@pytest.mark.parametrize("code", [
+    "print(1)",
+    "x = 1  # keep",
+    "'doc'\nprint(x)",
+    "search('Paris')",
+    "1 +",              # a syntax error is an execution error the model sees and learns from, not a void turn
+    "f'{x}'",           # an f-string evaluates names: it runs something
+])
+def test_is_not_void_when_code_does_something(code):
+    from agentdistill.programs.trajectory import is_void
+
+    assert not is_void(_step(code)) and not is_void(asdict(_step(code)))
+
+
+def test_final_step_is_never_void():
+    from agentdistill.programs.trajectory import is_void
+
+    assert not is_void(_step("final_answer(3)", is_final=True, final_answer=3))
+    assert not is_void({"code": None, "is_final": True})
+
+
+def test_void_turns_are_counted_and_written_to_json():
+    traj = make_trajectory()
+    traj.steps.insert(1, _step("# nothing to do yet"))
+    assert traj.void_turns == 2  # the parse error of step 1 and the comment-only step
+    data = json.loads(traj.to_json())
+    assert data["void_turns"] == 2
+    assert Trajectory.from_dict(data) == traj  # the derived count is ignored when loading

@@ -1,9 +1,8 @@
 """The signatures are plain DSPy signatures: right fields, usable with stock dspy.Predict and adapters."""
 
 import dspy
-from dspy.utils.dummies import DummyLM
 
-from agentdistill.signatures import AgentStep, CoTAnswer, FirstThought
+from agentdistill.signatures import AgentStep, CoTAnswer
 
 
 def test_agent_step_fields():
@@ -17,13 +16,6 @@ def test_with_instructions_keeps_fields():
     custom = AgentStep.with_instructions("Solve the math problem.")
     assert custom.instructions == "Solve the math problem."
     assert list(custom.fields) == list(AgentStep.fields)
-
-
-def test_first_thought_runs_through_stock_dspy():
-    lm = DummyLM([{"first_thought": "First, find the year the film was released."}])
-    with dspy.context(lm=lm):
-        pred = dspy.Predict(FirstThought)(question="Who directed the film?")
-    assert pred.first_thought == "First, find the year the film was released."
 
 
 def test_cot_answer_fields():

@@ -28,5 +28,9 @@ def mlflow_store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an experiment set by an earlier test (mlflow.set_experiment) names an id of ANOTHER store: forget it
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.clear_active_model()  # likewise a model logged by an earlier test: metrics would be linked to it
     yield uri
+    mlflow.clear_active_model()
     mlflow.set_tracking_uri(None)  # forget the global URI; monkeypatch then restores the environment
