@@ -2,6 +2,7 @@
 SmolLM2-135M-Instruct, on MATH train problems; the figures in the README's "Distilling" section come from it.
 
     .venv/bin/python examples/math_agent_distillation.py --stages noprefix,prefix,baseline,compile --epochs 3
+    .venv/bin/python examples/math_agent_distillation.py --stages noprefix,prefix,report   # the prefix figures
 
 Tasks: MATH train (math_medium_1000, Level 2, integer answers, Prealgebra/Algebra/Number Theory, short questions)
 in file order; HELD_START..HELD_START+N_HELD are held out for the student's solve rate, the first N_TRAIN of the
@@ -56,6 +57,37 @@ def pick_tasks(n_train, n_held, held_start, kind="level2"):
         ok = [e for e in ok if len(e.question) < 220 and e.get("type") in {"Prealgebra", "Algebra", "Number Theory"}]
     held = ok[held_start:held_start + n_held]
     return (ok[:held_start] + ok[held_start + n_held:])[:n_train], held
+
+
+def write_prefix_report(args, train) -> None:
+    """results/first_thought_prefix.json: the teacher with and without the prefix on the same tasks (paired)."""
+    import subprocess
+
+    from agentdistill.benchmarks.stats import paired_difference
+
+    r = load_results()
+    missing = [k for k in ("teacher_noprefix", "teacher_prefix") if k not in r]
+    if missing:
+        sys.exit(f"report: run the stages {', '.join(s.split('_')[1] for s in missing)} first")
+    rows = {}
+    for name in ("noprefix", "prefix"):
+        t = r[f"teacher_{name}"]
+        rows[name] = {"n": t["total"], "solved": sum(t["solved"]), "success": t["success_interval"],
+                      "kept": t["kept"], "step1_parse_errors": t["step1_parse_errors"],
+                      "dropped_by": t["summary"]["dropped_by"], "seconds": t["seconds"],
+                      "teacher_calls": {k: v for k, v in t["stats"].items() if k.startswith("teacher_calls")}}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = {"experiment": "first-thought prefix, teacher success on the same MATH train tasks",
+           "settings": {"teacher": "qwen2.5-coder-0.5b-instruct (llama.cpp, greedy)", "max_steps": args.teacher_steps,
+                        "max_tokens": 384, "tasks": args.tasks, "n_train": args.n_train,
+                        "task_ids": [e.id for e in train]},
+           "commit": commit, "load_average": list(os.getloadavg()), "rows": rows,
+           "paired_prefix_minus_noprefix": paired_difference(r["teacher_prefix"]["solved"],
+                                                             r["teacher_noprefix"]["solved"])}
+    path = Path("results/first_thought_prefix.json")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 def step1_parse_errors(trajs) -> int:
@@ -125,6 +157,8 @@ def main():
                                                                  report.total),
                                       "step1_parse_errors": step1_parse_errors(trajs),
                                       "solved": solved, "stats": d.last_stats, "seconds": round(time.time() - t0, 1)})
+        elif stage == "report":
+            write_prefix_report(a, train)
         elif stage == "baseline":
             save("student_before", evaluate(student, held, "before"))
         elif stage == "compile":

@@ -152,9 +152,12 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
     sft.setdefault("seed", cfg.run.seed)
     sft = optimizers.SFT(**sft)
     cls = optimizers.AgentDistill if variant == "agent-distill" else optimizers.CoTDistill
+    # one store for every variant of the job: agent-distill's first-thought prefixes come from the same teacher CoT
+    # answers that cot-distill trains on (same prompt, same key), so the teacher writes them once
     teleprompter = cls(**_kwargs_for(cls, metric=answer_correct, first_thought_prefix=cfg.distill.first_thought_prefix,
                                      sft=sft, num_threads=cfg.distill.teacher_threads,
-                                     store=str(out / variant / "trajectories.jsonl"),
+                                     store=str(out / "teacher_store.jsonl"),
+                                     cot_instructions=make_program("cot", cfg).instructions,
                                      student_model=cfg.student.base_model or None))
     return teleprompter.compile(student, trainset=trainset, teacher=teacher)
 

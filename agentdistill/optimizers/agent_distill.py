@@ -38,11 +38,11 @@ from agentdistill.optimizers.first_thought import prefix_solver, seed_prefix
 from agentdistill.optimizers.store import (TrajectoryStore, example_id, lm_settings, settings_hash, template_digest,
                                            tool_fingerprint)
 from agentdistill.optimizers.training import SFT
+from agentdistill.programs.code_agent import EXAMPLE_HEADER
 
 # bump when the way prefixes are made changes (new store keys). v2: the paper's way - the teacher's plain CoT answer
 # (stored as kind "cot", shared with CoTDistill), its first paragraph, seeded with the paragraph break.
 PREFIX_METHOD = "cot-first-paragraph/v2"
-EXAMPLE_HEADER = "\n\nExample:\n"  # how CodeAgent appends its worked example to the instructions
 
 
 class AgentDistill(Teleprompter):

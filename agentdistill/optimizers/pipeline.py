@@ -230,8 +230,10 @@ def compiled_program(student: dspy.Module, model_dir: Path, student_lm) -> dspy.
     for predictor in compiled.predictors():
         predictor.lm = new_lm
         predictor.demos = []
-    if hasattr(compiled, "_sandbox") and hasattr(compiled, "_sandbox_lock"):
-        # copies share the student's sandbox; the compiled program outlives it (student.close() stops it)
+    if hasattr(compiled, "_sandbox_lock") and not getattr(compiled, "_sandbox_given", True):
+        # copies share the student's sandbox; the compiled program outlives it (student.close() stops it), so it
+        # gets its own, made from the same settings. A sandbox the user passed in stays shared: its settings
+        # (isolation, limits) are the user's and would be lost in a rebuilt one.
         compiled._sandbox, compiled._sandbox_lock = None, threading.Lock()
     compiled._compiled = True
     return compiled

@@ -157,6 +157,7 @@ def _check_resumable(output_dir: Path, settings: dict) -> None:
         raise ValueError(f"{output_dir} holds checkpoints but no run_settings.json, so they may belong to other "
                          "settings; delete the folder, use another output_dir, or set SFT(resume=False)")
     recorded = json.loads(path.read_text())
+    settings = json.loads(json.dumps(settings, default=str))  # as recorded: tuples are lists in JSON
     differ = sorted({k for k in {*recorded.get("sft", {}), *settings["sft"]}
                      if recorded.get("sft", {}).get(k) != settings["sft"].get(k)})
     differ += [k for k in ("base_fingerprint", "rows_sha256") if recorded.get(k) != settings[k]]

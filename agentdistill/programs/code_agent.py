@@ -19,6 +19,7 @@ trajectory still says it ran out of steps (out_of_steps True, final_answer None,
 import copy
 import hashlib
 import json
+import logging
 import threading
 import time
 from typing import Any, Callable
@@ -32,6 +33,8 @@ from agentdistill.programs import parsing, rendering
 from agentdistill.programs.adapter import AgentAdapter, output_text
 from agentdistill.programs.trajectory import Step, Trajectory
 from agentdistill.signatures import AgentStep
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_INSTRUCTIONS = "Solve the task."
 
@@ -118,6 +121,7 @@ class CodeAgent(dspy.Module):
         self.adapter = AgentAdapter(seed_thought, continuation_kwargs)
         self.sandbox_options = {"timeout": timeout, "memory_mb": memory_mb, "output_limit": output_limit}
         self._sandbox = sandbox
+        self._sandbox_given = sandbox is not None  # the user's: compiled copies share it (its settings are theirs)
         self._sandbox_lock = threading.Lock()
 
     @property
@@ -248,12 +252,20 @@ class CodeAgent(dspy.Module):
             raise ValueError("No LM: set one with agent.set_lm(lm) or dspy.configure(lm=...)")
         config = {"stop": list(rendering.STEP_STOP), **({"max_tokens": self.max_tokens} if self.max_tokens else {})}
         start = time.perf_counter()
-        with track_usage() as tracker, adapter_message_call(lm, messages):  # our own messages= call, as an adapter's
-            outputs = lm(messages=messages, **config)
+        traj.forced_answer = None
+        try:
+            with track_usage() as tracker, adapter_message_call(lm, messages):  # our own messages= call, as an adapter's
+                outputs = lm(messages=messages, **config)
+        except Exception as e:  # noqa: BLE001 - e.g. the history plus the ask overflow the context window
+            # the episode itself ran to its end: keep it (answer None, as without the ask) and say why
+            traj.forced_ask = {"messages": messages, "error": f"{type(e).__name__}: {e}",
+                               "lm_seconds": time.perf_counter() - start}
+            logger.warning("out-of-steps final-answer ask failed (%s: %s); the answer stays None", type(e).__name__, e)
+            return
         reply = output_text(outputs[0]) if outputs else ""
         ask = {"messages": messages, "reply": reply, "usage": tracker.get_total_tokens(),
                "lm_seconds": time.perf_counter() - start}
-        traj.forced_answer, ask["source"] = None, None
+        ask["source"] = None
         code = parsing.parse_step(reply).code
         if code is not None:  # a code agent often answers with final_answer(x) on the variables it made
             result = episode.run(code)

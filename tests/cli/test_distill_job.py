@@ -127,3 +127,39 @@ def test_teacher_reference_row_runs_the_teacher_lm_and_needs_no_trainset(mlflow_
     assert runs["teacher-agent"].data.params["evaluated"] == "teacher"
     assert runs["student-agent"].data.params["evaluated"] == "student"
     assert "compile:teacher-agent" not in runs  # evaluated as is, never compiled
+
+
+@pytest.mark.parametrize("family", ["math", "factual"])
+def test_distill_variants_share_one_teacher_store_and_cot_key(tmp_path, monkeypatch, family):
+    # agent-distill's first-thought prefixes come from the teacher's CoT answers; cot-distill trains on the same
+    # answers: one store and one key, so the teacher writes each CoT answer once per job
+    from agentdistill import optimizers
+    from agentdistill.optimizers.first_thought import prefix_solver
+
+    seen = {}
+
+    def capture(self, student, *, trainset, teacher, valset=None):
+        lm = teacher.step.lm if hasattr(teacher, "step") else teacher.solve.lm
+        if isinstance(self, optimizers.AgentDistill):
+            key = optimizers.cot_distill.cot_settings(prefix_solver(teacher, self.cot_instructions), lm)
+        else:
+            key = self.answer_settings(teacher, lm)
+        seen[type(self).__name__] = (self.store_path, key)
+        return student
+
+    monkeypatch.setattr(optimizers.AgentDistill, "compile", capture)
+    monkeypatch.setattr(optimizers.CoTDistill, "compile", capture)
+    lm, _ = scripted_lm({})
+    cfg = parse_config({
+        "run": {"output_dir": str(tmp_path / "out")}, "task": {"family": family},
+        "teacher": {"model": "unused", "max_tokens": 300}, "student": {"model": "scripted"},
+        "distill": {"variants": ["cot-distill", "agent-distill"], "first_thought_prefix": True},
+        **({"retrieval": {"url": "http://127.0.0.1:9/api/search"}} if family == "factual" else {}),
+    })
+    def search(query: str) -> str:
+        """Wikipedia passages for a query."""
+        return "no passages"
+
+    for variant in ("cot-distill", "agent-distill"):
+        distill.compile_variant(variant, cfg, lm, lm, [], search if family == "factual" else None, tmp_path / "out")
+    assert seen["AgentDistill"] == seen["CoTDistill"]

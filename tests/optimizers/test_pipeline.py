@@ -112,9 +112,9 @@ def test_a_changed_setting_trains_a_new_model_that_the_compiled_program_serves(t
     student.set_lm(student_lm)
     long = chat(5, observation="5 " * 400)  # over max_length: dropped, never cut before its final_answer step
     chats = [chat(1), chat(2), long, chat(3)]
-    # the default warmup_ratio: a 1-step run must still train
-    sft = SFT(max_steps=1, lora_r=4, lora_alpha=8, per_device_batch_size=2, max_length=256, learning_rate=1e-3,
-              report_to="none")
+    # with a warmup ratio (HF would round its one warmup step up, at lr 0), a 1-step run must still train
+    sft = SFT(max_steps=1, warmup_ratio=0.03, lora_r=4, lora_alpha=8, per_device_batch_size=2, max_length=256,
+              learning_rate=1e-3, report_to="none")
 
     def compile_with(settings, report=None):
         stats = {}
@@ -149,3 +149,17 @@ def test_a_changed_setting_trains_a_new_model_that_the_compiled_program_serves(t
     assert second.step.lm.engine.path == str(run_b / "model") and second.step.lm.model != first.step.lm.model
     served = second.step.lm.engine.load().model.state_dict()
     assert all(torch.equal(served[k], b[k]) for k in changed)
+
+
+def test_a_sandbox_the_user_passed_in_stays_with_the_compiled_program(smollm2_path):
+    from agentdistill.tools.sandbox import Sandbox
+
+    sandbox = Sandbox(output_limit=123)
+    student = CodeAgent("question -> answer", max_steps=3, sandbox=sandbox)
+    lm, _ = scripted_lm([])
+    student.set_lm(lm)
+    compiled = pipeline.compiled_program(student, smollm2_path, lm)
+    try:
+        assert compiled.sandbox is sandbox  # its settings are the user's: not rebuilt from the agent's defaults
+    finally:
+        sandbox.close()

@@ -110,6 +110,16 @@ def test_resume_refuses_a_folder_trained_with_other_settings(tmp_path, smollm2_p
                         smollm2_path, rows) == run_settings(SFT(), smollm2_path, rows)
 
 
+def test_a_run_resumes_its_own_settings_when_one_is_a_tuple(tmp_path, smollm2_path, smollm2_tokenizer):
+    # run_settings.json holds JSON (lists); the settings of the same SFT hold tuples: they are the same settings
+    from agentdistill.optimizers.training import _check_resumable
+
+    rows = build_dataset(CHATS, smollm2_tokenizer)
+    settings = run_settings(SFT(target_modules=("q_proj", "v_proj")), smollm2_path, rows)
+    (tmp_path / "run_settings.json").write_text(json.dumps(settings))
+    _check_resumable(tmp_path, settings)  # no error
+
+
 def test_rows_longer_than_max_length_are_refused_not_cut(smollm2_path, smollm2_tokenizer, tmp_path):
     rows = build_dataset(CHATS, smollm2_tokenizer)
     longest = max(len(r["input_ids"]) for r in rows)

@@ -254,3 +254,18 @@ def test_silent_code_gets_a_hint_to_print(agent):
     silent = "Thought: store it.\n```python\ncity = capital_of('France')\n```"
     pred, _, _ = run(agent, [silent, FINAL], question="Capital of France?")
     assert pred.trajectory.steps[0].observation == "(no output: use print() to see values)"
+
+
+def test_a_failing_final_ask_keeps_the_episode(caplog):
+    # the ask sends the whole history again: it can overflow a context window where every step fit. The episode
+    # ran to its end: it comes back (answer None, as without the ask) with the reason recorded, not as a crash
+    agent = CodeAgent("question -> answer", max_steps=1)
+    lm, _ = scripted_lm(["Thought: look.\n```python\nprint(1)\n```"])  # no reply left for the ask: it raises
+    agent.set_lm(lm)
+    try:
+        pred = agent(question="What is 1?")
+    finally:
+        agent.close()
+    assert pred.answer is None and pred.trajectory.out_of_steps
+    assert "no reply left" in pred.trajectory.forced_ask["error"]
+    assert any("final-answer ask failed" in r.getMessage() for r in caplog.records)
