@@ -59,35 +59,44 @@ def pick_tasks(n_train, n_held, held_start, kind="level2"):
     return (ok[:held_start] + ok[held_start + n_held:])[:n_train], held
 
 
-def write_prefix_report(args, train) -> None:
-    """results/first_thought_prefix.json: the teacher with and without the prefix on the same tasks (paired)."""
+def write_prefix_report(args, train, teacher, sft, store) -> None:
+    """results/first_thought_prefix.json: the teacher with and without the prefix, paired on the tasks that the
+    store holds both trajectories of (all of them after both stages; fewer after an interrupted prefix stage)."""
     import subprocess
 
     from agentdistill.benchmarks.stats import paired_difference
+    from agentdistill.optimizers.agent_distill import _without_final_ask
+    from agentdistill.optimizers.store import TrajectoryStore
 
-    r = load_results()
-    missing = [k for k in ("teacher_noprefix", "teacher_prefix") if k not in r]
-    if missing:
-        sys.exit(f"report: run the stages {', '.join(s.split('_')[1] for s in missing)} first")
-    rows = {}
-    for name in ("noprefix", "prefix"):
-        t = r[f"teacher_{name}"]
-        rows[name] = {"n": t["total"], "solved": sum(t["solved"]), "success": t["success_interval"],
-                      "kept": t["kept"], "step1_parse_errors": t["step1_parse_errors"],
-                      "dropped_by": t["summary"]["dropped_by"], "seconds": t["seconds"],
-                      "teacher_calls": {k: v for k, v in t["stats"].items() if k.startswith("teacher_calls")}}
+    st, gen = TrajectoryStore(store), _without_final_ask(teacher)
+    keys = {name: AgentDistill(metric=answer_correct, first_thought_prefix=(name == "prefix"), sft=sft, store=store,
+                               track=False).trajectory_settings(gen, gen.step.lm) for name in ("noprefix", "prefix")}
+    both = [e for e in train if all(st.has("trajectory", example_id(e), k) for k in keys.values())]
+    if not both:
+        sys.exit("report: no task has both trajectories yet; run the stages noprefix,prefix first")
+    unsolved = {"teacher_error", "no_final_answer", "wrong_answer", "metric_error"}
+    rows, solved = {}, {}
+    for name, key in keys.items():
+        trajs = [st.get("trajectory", example_id(e), key) for e in both]
+        kept, report = filter_trajectories(list(zip(both, trajs)), answer_correct, program=teacher,
+                                           ids=[example_id(e) for e in both])
+        solved[name] = [int(report.per_example[example_id(e)] == "kept"
+                            or not unsolved & set(report.per_example[example_id(e)])) for e in both]
+        rows[name] = {"n": len(both), "solved": sum(solved[name]), "success": wilson(sum(solved[name]), len(both)),
+                      "kept": report.kept, "step1_parse_errors": step1_parse_errors(trajs),
+                      "dropped_by": report.summary()["dropped_by"],
+                      "seconds": sum(t["timings"]["total_s"] for t in trajs)}  # agent time (without the CoT pass)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     out = {"experiment": "first-thought prefix, teacher success on the same MATH train tasks",
            "settings": {"teacher": "qwen2.5-coder-0.5b-instruct (llama.cpp, greedy)", "max_steps": args.teacher_steps,
                         "max_tokens": 384, "tasks": args.tasks, "n_train": args.n_train,
-                        "task_ids": [e.id for e in train]},
+                        "task_ids": [e.id for e in both]},
            "commit": commit, "load_average": list(os.getloadavg()), "rows": rows,
-           "paired_prefix_minus_noprefix": paired_difference(r["teacher_prefix"]["solved"],
-                                                             r["teacher_noprefix"]["solved"])}
+           "paired_prefix_minus_noprefix": paired_difference(solved["prefix"], solved["noprefix"])}
     path = Path("results/first_thought_prefix.json")
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {path}: {len(both)} paired tasks")
 
 
 def step1_parse_errors(trajs) -> int:
@@ -158,7 +167,7 @@ def main():
                                       "step1_parse_errors": step1_parse_errors(trajs),
                                       "solved": solved, "stats": d.last_stats, "seconds": round(time.time() - t0, 1)})
         elif stage == "report":
-            write_prefix_report(a, train)
+            write_prefix_report(a, train, teacher, sft, store)
         elif stage == "baseline":
             save("student_before", evaluate(student, held, "before"))
         elif stage == "compile":
