@@ -24,7 +24,7 @@ def _pct(x: float) -> str:
 
 def first_thought_prefix(r: dict) -> str:
     rows = r["rows"]
-    lines = ["| teacher run | solved / n | success % (95% CI) | kept | step-1 parse errors | out of steps | time s |",
+    lines = ["| teacher run | solved / n | success % (95% CI) | kept | step-1 parse errors | out of steps | agent s (no CoT pass) |",
              "|---|---|---|---|---|---|---|"]
     for name, label in (("noprefix", "without prefix"), ("prefix", "with prefix")):
         row = rows[name]
