@@ -138,7 +138,7 @@ class AgentDistill(Teleprompter):
             solver.set_lm(teacher_lm)
             answers, cot_calls = generate_answers([trainset[i] for i in missing], solver, store, self.num_threads)
             for i, rec in zip(missing, answers):
-                if _is_error(rec):
+                if pipeline.is_task_error(rec):
                     errors[i] = rec  # no prefix, no trajectory: a rerun asks this task again
                 else:
                     prefixes[i] = seed_prefix(rec.get("reasoning"))
@@ -154,7 +154,7 @@ class AgentDistill(Teleprompter):
         to_run = [i for i in missing if i not in errors]
         fresh = pipeline.run_threads(one, to_run, self.num_threads,
                                      f"teacher trajectories ({len(trainset) - len(missing)} stored)")
-        errors.update({i: r for i, r in zip(to_run, fresh) if _is_error(r)})
+        errors.update({i: r for i, r in zip(to_run, fresh) if pipeline.is_task_error(r)})
         out = [errors.get(i) or store.get("trajectory", ids[i], t_key) for i in range(len(trainset))]
         self.last_stats.update(teacher_calls_cot=cot_calls, teacher_calls_trajectory=len(to_run),
                                reused_trajectories=len(trainset) - len(missing), teacher_errors=len(errors),
@@ -265,10 +265,6 @@ def _sandbox_settings(agent) -> dict:
 def _mode(student_instructions) -> str:
     return student_instructions if student_instructions in ("short", "teacher") else \
         "student" if student_instructions is None else "custom"
-
-
-def _is_error(rec) -> bool:
-    return isinstance(rec, dict) and set(rec) == {"error"}
 
 
 def _chat_hash(chats) -> str:

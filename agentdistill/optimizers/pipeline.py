@@ -52,10 +52,15 @@ def run_threads(fn: Callable[[Any], Any], items: list, num_threads: int, descrip
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
                 progress.advance(task)
-    failed = [r for r in results if isinstance(r, dict) and set(r) == {"error"}]
+    failed = [r for r in results if is_task_error(r)]
     if items and len(failed) == len(items):  # nothing worked: a setup problem, not a hard task - say so
         raise RuntimeError(f"{description}: every task failed; first error: {failed[0]['error']}")
     return results
+
+
+def is_task_error(result) -> bool:
+    """A task that `run_threads` reported as failed ({"error": "<Type>: <msg>"})."""
+    return isinstance(result, dict) and set(result) == {"error"}
 
 
 def program_lm(program: dspy.Module) -> dspy.BaseLM:
