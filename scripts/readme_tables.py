@@ -42,7 +42,74 @@ def first_thought_prefix(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"first_thought_prefix": first_thought_prefix}
+def engine(r: dict) -> str:
+    lines = ["| ratio | baseline | new | ratio | goal | load average | commit |", "|---|---|---|---|---|---|---|"]
+    for key, row in sorted(r["ratios"].items()):
+        unit = row["unit"]
+        lines.append(f"| {key}. {row['label']} | {row['baseline_name']}: {row['baseline']:.2f} {unit} | "
+                     f"{row['new_name']}: {row['new']:.2f} {unit} | **{row['ratio']:.2f}x** | >= {row['goal']:g} "
+                     f"{'(met)' if row['pass'] else '(not met)'} | "
+                     f"{', '.join(f'{x:.1f}' for x in row['load_average'])} | {row.get('commit', '')} |")
+    s = r["settings"]
+    lines.append("")
+    lines.append(f"`bench/bench_engine.py` on this {r['cpu_count']}-core CPU, {r['threads']} thread(s) per model, "
+                 f"student `{r['gguf']}`, {s['tokens']} new tokens, medians of {s['repeats']} interleaved runs; "
+                 "`results/engine.json`.")
+    ceiling = r["ratios"].get("3", {}).get("prompt_evaluation_tokens_per_s")
+    if ceiling:
+        lines.append(f"Ceiling of any batch here: the same model evaluates a long prompt (all its tokens in one step) "
+                     f"at {ceiling:.1f} tokens/s.")
+    acc = r["ratios"].get("5", {}).get("accuracy")
+    if acc:
+        lines.append("Evaluation accuracy on the same questions (a check that the engines agree, not a result): "
+                     + ", ".join(f"{name} {value:.1f}%" for name, value in acc.items()) + ".")
+    return "\n".join(lines)
+
+
+def gguf_export(r: dict) -> str:
+    s = r["settings"]
+    lines = [f"| route | greedy agreement with transformers ({s['agreement_tokens']} tokens, n={s['n_prompts']} prompts) "
+             "| mean agreeing leading tokens | tokens/s (x transformers) | file MiB | export s |",
+             "|---|---|---|---|---|---|"]
+    for name, row in r["routes"].items():
+        speed = row["speed"]
+        if "agreement" not in row:
+            lines.append(f"| {name} (reference) | - | - | {speed['median_tokens_per_s']:.1f} (1.00) | - | - |")
+            continue
+        a = row["agreement"]
+        lines.append(f"| {name} | {a['prompts_in_full_agreement']} / {a['n']} | {a['mean_leading_tokens']:.1f} | "
+                     f"{speed['median_tokens_per_s']:.1f} ({speed['x_transformers']:.2f}) | {row['file_mib']:.1f} | "
+                     f"{row['export_seconds']:.1f} |")
+    load = ", ".join(f"{x:.1f}" for x in r["machine"]["load_average_end"])
+    lines.append("")
+    lines.append(f"`bench/bench_export.py`: {s['student']} with a LoRA (r={s['lora']['r']}, random B, seed "
+                 f"{s['lora']['seed']}) on base `{s['base_gguf']}`; reference: {r['reference']['engine']}, mean "
+                 f"{r['reference']['mean_generated_tokens']:.1f} tokens per answer; {s['speed_tokens']} tokens for "
+                 f"speed, {s['n_threads']} thread, median of {s['speed_repeats']}; commit {r['git_commit'][:7]}, load "
+                 f"average at the end {load}; `results/gguf_export.json`.")
+    return "\n".join(lines)
+
+
+def quickstart(r: dict) -> str:
+    run = r["run"]
+    lines = ["| variant | accuracy % (average) | answered % (average) | seconds |", "|---|---|---|---|"]
+    for variant, row in r["results"].items():
+        answered = r["answered"].get(variant, {}).get("average")
+        lines.append(f"| {variant} | {_pct(row['average'])} | "
+                     f"{'-' if answered is None else _pct(answered)} | {r['seconds'].get(variant, 0):.0f} |")
+    questions = ", ".join(f"{n} {name}" for name, n in run["questions"].items())
+    load = ", ".join(f"{x:.1f}" for x in run["load_average"])
+    lines.append("")
+    lines.append(f"`agentdistill distill configs/quickstart.toml` ({run['date']}, commit {run['commit']}): teacher "
+                 f"{run['teacher']}, student {run['student']}, {run['trainset']} training questions, evaluated on "
+                 f"{questions} questions, {run['threads']} evaluation threads, {run['teacher_threads']} teacher "
+                 f"threads; whole job {run['wall_seconds'] / 60:.1f} min; load average at the end {load}; "
+                 "`results/quickstart.json`." + (f" Failed: {', '.join(r['failed'])}." if r.get("failed") else ""))
+    return "\n".join(lines)
+
+
+RENDERERS = {"first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
+             "quickstart": quickstart}
 
 
 def render(readme: str) -> str:

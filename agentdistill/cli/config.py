@@ -8,7 +8,7 @@ Tables and keys (all optional except [teacher] and [student] model names; see co
     [run]       experiment, output_dir, seed, threads, tracking_uri
     [task]      family ("math" | "factual"), max_steps, max_tokens
     [teacher]   model, api_base, server, backend, api_key_env, temperature, max_tokens
-    [student]   model, api_base, server, backend, base_model, temperature, max_tokens
+    [student]   model, api_base, server, backend, trained_backend, base_model, temperature, max_tokens
     [trainset]  benchmark | file, split, limit, data_dir
     [retrieval] index | url, k                 (factual tasks: the search tool's index or server)
     [distill]   variants, first_thought_prefix, teacher_threads
@@ -67,7 +67,9 @@ class ModelConfig:
     api_base: str = ""  # OpenAI-compatible server (vLLM, SGLang), e.g. "http://gpu:8000/v1"
     server: str = ""  # with api_base: "vllm" (default) | "sglang" | "llama.cpp" | "agentdistill" - how the server
     # continues the agent's partial assistant turn (agentdistill.lm.server_lm)
-    backend: str = ""  # local engine: "transformers" (default) or "llama.cpp" (faster on CPU; not for the student)
+    backend: str = ""  # local engine: "transformers" (default) or "llama.cpp" (several times faster on CPU)
+    trained_backend: str = ""  # student only: the fine-tuned student's engine; "" -> llama.cpp on CPU (its GGUF
+    # export), transformers on GPUs and for checkpoints llama.cpp cannot take
     api_key_env: str = ""  # environment variable holding the API key
     base_model: str = ""  # student only: its weights (HF folder / hub id) when `model` is a server, for fine-tuning
     temperature: float = 0.0
@@ -233,9 +235,10 @@ def _check_values(cfg: Config) -> None:
     positive("task", "max_tokens", cfg.task.max_tokens, 16)
     positive("run", "threads", cfg.run.threads)
     for role in ("teacher", "student"):
-        if getattr(cfg, role).backend not in ("", "transformers", "llama.cpp"):
-            raise ConfigError(f"[{role}] backend must be \"transformers\" or \"llama.cpp\", got "
-                              f"{getattr(cfg, role).backend!r}")
+        for key in ("backend", "trained_backend"):
+            if getattr(getattr(cfg, role), key) not in ("", "transformers", "llama.cpp"):
+                raise ConfigError(f"[{role}] {key} must be \"transformers\" or \"llama.cpp\", got "
+                                  f"{getattr(getattr(cfg, role), key)!r}")
         server = getattr(cfg, role).server
         if server:
             from agentdistill.lm.remote import SERVERS
@@ -248,6 +251,8 @@ def _check_values(cfg: Config) -> None:
         if not getattr(cfg, role).model.strip():
             raise ConfigError(f"[{role}] model is required, e.g. model = "
                               f"\"{'qwen2.5-coder-0.5b-instruct' if role == 'teacher' else 'smollm2-135m-instruct'}\"")
+    if cfg.teacher.trained_backend:
+        raise ConfigError("[teacher] trained_backend: only the student is trained; set it in [student]")
     for v in cfg.distill.variants:
         if v not in VARIANTS:
             raise ConfigError(f"[distill] variants: unknown variant {v!r}{_suggest(v, VARIANTS)}"

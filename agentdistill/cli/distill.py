@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -158,8 +160,18 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
                                      sft=sft, num_threads=cfg.distill.teacher_threads,
                                      store=str(out / "teacher_store.jsonl"),
                                      cot_instructions=make_program("cot", cfg).instructions,
-                                     student_model=cfg.student.base_model or None))
+                                     student_model=cfg.student.base_model or None,
+                                     backend=cfg.student.trained_backend or None))
     return teleprompter.compile(student, trainset=trainset, teacher=teacher)
+
+
+def _commit() -> str:
+    """The checkout's commit, for results files ("" outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
@@ -172,6 +184,7 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     from agentdistill.tracking import compare
 
     console = console or Console()
+    job_start = time.monotonic()
     random.seed(cfg.run.seed)
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,8 +257,12 @@ def run_job(cfg: Config, console=None) -> dict[str, dict[str, float]]:
     (out / "results.md").write_text(f"accuracy (%)\n\n{compare.to_markdown(table)}\n"
                                     f"answered (%): any answer at all (an agent reached final_answer)\n\n"
                                     f"{compare.to_markdown(answered_table)}")
+    run = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(), "load_average": os.getloadavg(),
+           "questions": {name: len(examples) for name, examples in evalsets.items()},
+           "student": cfg.student.model, "teacher": cfg.teacher.model, "trainset": cfg.trainset.limit, "threads": cfg.run.threads, "teacher_threads": cfg.distill.teacher_threads,
+           "wall_seconds": time.monotonic() - job_start}
     (out / "results.json").write_text(json.dumps({"results": results, "answered": answered, "seconds": timings,
-                                                  "failed": failures}, indent=2))
+                                                  "failed": failures, "run": run}, indent=2))
     chart = compare.bar_chart(table, out / "comparison.png")
     compare.log_comparison(table, chart, out / "results.md", tracking_uri=cfg.run.tracking_uri or None)
     for variant, error in failures.items():

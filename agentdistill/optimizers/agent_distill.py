@@ -64,6 +64,8 @@ class AgentDistill(Teleprompter):
             they are; any other string: that text.
         cot_instructions: instructions of the CoT prompt that makes the prefixes (default: the CoT baseline's
             default for the signature). Give the ones of your `CoTDistill` teacher to share its answers.
+        backend: the engine of the compiled student: None (default) llama.cpp on CPU, the checkpoint exported to
+            GGUF (transformers where it cannot be exported, and on GPUs), or "llama.cpp" / "transformers".
 
     Example:
         >>> distill = AgentDistill(metric=answer_correct, sft=SFT(max_steps=100), store="runs/t.jsonl")
@@ -73,7 +75,7 @@ class AgentDistill(Teleprompter):
     def __init__(self, metric: Callable, first_thought_prefix: bool = True, sft: SFT | None = None,
                  num_threads: int = 1, store: str | Path | None = None, student_model: str | None = None,
                  track: bool = True, student_instructions: str | None = "short", cot_instructions: str | None = None,
-                 train: SFT | None = None):
+                 train: SFT | None = None, backend: str | None = None):
         super().__init__()
         if not callable(metric):
             raise TypeError("AgentDistill(metric=...) needs a callable metric(example, prediction, trace=None)")
@@ -94,6 +96,7 @@ class AgentDistill(Teleprompter):
         self.track = track
         self.student_instructions = student_instructions
         self.cot_instructions = cot_instructions
+        self.backend = pipeline.check_backend(backend)
         self.last_report: FilterReport | None = None
         self.last_stats: dict[str, Any] = {}
 
@@ -216,7 +219,7 @@ class AgentDistill(Teleprompter):
             compiled = pipeline.train_and_compile(
                 prompted, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
                 metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
-                track=self.track, report=report)
+                track=self.track, report=report, backend=self.backend)
             # after training: the report then holds what training found too (chats over max_length: `truncated`)
             pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
         return compiled
@@ -287,3 +290,4 @@ def _check_agent(program, role: str) -> None:
             f"AgentDistill distills code agents: the {role} must be an agentdistill.programs.CodeAgent "
             f"(got {type(program).__name__}); for chain-of-thought programs use CoTDistill"
         )
+

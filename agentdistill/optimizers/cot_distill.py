@@ -30,7 +30,7 @@ class CoTDistill(Teleprompter):
 
     Args:
         metric: metric(example, prediction, trace=None) -> bool on the teacher's answer.
-        sft, num_threads, store, student_model, track: as in `AgentDistill`.
+        sft, num_threads, store, student_model, track, backend: as in `AgentDistill`.
 
     Example:
         >>> small = CoTDistill(metric=answer_correct).compile(student, trainset=train, teacher=teacher)  # doctest: +SKIP
@@ -38,7 +38,7 @@ class CoTDistill(Teleprompter):
 
     def __init__(self, metric: Callable, sft: SFT | None = None, num_threads: int = 1,
                  store: str | Path | None = None, student_model: str | None = None, track: bool = True,
-                 train: SFT | None = None):
+                 train: SFT | None = None, backend: str | None = None):
         super().__init__()
         if not callable(metric):
             raise TypeError("CoTDistill(metric=...) needs a callable metric(example, prediction, trace=None)")
@@ -49,6 +49,7 @@ class CoTDistill(Teleprompter):
         self.store_path = Path(store) if store is not None else self.output_dir / "trajectories.jsonl"
         self.student_model = student_model
         self.track = track
+        self.backend = pipeline.check_backend(backend)
         self.last_report: FilterReport | None = None
         self.last_stats: dict[str, Any] = {}
 
@@ -101,7 +102,7 @@ class CoTDistill(Teleprompter):
             compiled = pipeline.train_and_compile(
                 student, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
                 metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
-                track=self.track, report=report)
+                track=self.track, report=report, backend=self.backend)
             # after training: the report then holds what training found too (chats over max_length: `truncated`)
             pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
         return compiled

@@ -86,7 +86,7 @@ def student_model_source(lm, explicit: str | os.PathLike | None = None) -> str:
     if explicit is not None:
         return str(explicit)
     engine = getattr(lm, "engine", None) or getattr(lm, "_engine_spec", None)
-    for attr in ("model_path", "path", "model_dir", "name_or_path"):
+    for attr in ("model_path", "path", "source", "model_dir", "name_or_path"):
         value = getattr(engine, attr, None)
         if value:
             return str(value)
@@ -203,34 +203,73 @@ def finetune(sft: SFT, base_model: str, chats: Iterable[list[dict]], output_dir:
     return out
 
 
-def checkpoint_lm(model_dir: Path, student_lm) -> dspy.BaseLM:
-    """A dspy.LM on the trained checkpoint with the student's engine settings (device, dtype, threads) and sampling
-    defaults; only the weights are new."""
+def checkpoint_lm(model_dir: Path, student_lm, backend: str | None = None) -> dspy.BaseLM:
+    """A dspy.LM on the trained checkpoint with the student's engine settings (threads, dtype, device, n_ctx) and
+    sampling defaults; only the weights are new.
+
+    backend: "llama.cpp" (the checkpoint exported to GGUF, agentdistill.lm.export), "transformers", or None: llama.cpp
+    on CPU when the checkpoint descends from a shipped GGUF (several times the tokens/s), else transformers (GPUs,
+    models llama.cpp cannot run; a GPU user serves the checkpoint with vLLM instead).
+    """
     import agentdistill
     from agentdistill.lm import LlamaCppEngine, TransformersEngine, local_engine
 
+    check_backend(backend)
     engine = local_engine(student_lm)
+    spec = engine.spec() if engine is not None else {}
     if engine is None:  # a student served elsewhere (student_model= given): the local engine's defaults
         kwargs = {k: v for k, v in (getattr(student_lm, "kwargs", None) or {}).items()
                   if k in {"temperature", "max_tokens", "top_p"} and v is not None}
-        return agentdistill.local_lm(str(model_dir), **kwargs)
-    # the student's LM already ran on a local engine with these, so they are valid for the new one
-    kwargs = {"cache": getattr(student_lm, "cache", True), **student_lm.kwargs}
-    spec = engine.spec()
-    kwargs.setdefault("max_tokens", spec["max_tokens"])
+    else:  # the student's LM already ran on a local engine with these, so they are valid for the new one
+        kwargs = {"cache": getattr(student_lm, "cache", True), **student_lm.kwargs}
+        kwargs.setdefault("max_tokens", spec["max_tokens"])
+    if backend is None:
+        backend = "llama.cpp" if _on_cpu(engine) and _exportable(model_dir) else "transformers"
+    if backend == "llama.cpp":
+        threads = spec.get("n_threads", spec.get("threads"))
+        n_ctx = {"n_ctx": spec["n_ctx"]} if "n_ctx" in spec else {}
+        return agentdistill.local_lm(str(model_dir), backend="llama.cpp", threads=threads, **n_ctx, **kwargs)
     if isinstance(engine, TransformersEngine):
         return agentdistill.local_lm(str(model_dir), backend="transformers", dtype=spec["dtype"],
                                      device=spec["device"], threads=spec["threads"], **kwargs)
-    assert isinstance(engine, LlamaCppEngine), type(engine)
-    logger.info("the trained checkpoint %s is a Hugging Face folder, which llama.cpp cannot run before a GGUF "
-                "export: the compiled student runs on the transformers engine (threads=%s) instead",
-                model_dir, spec["n_threads"])
-    return agentdistill.local_lm(str(model_dir), backend="transformers", threads=spec["n_threads"], **kwargs)
+    threads = spec["n_threads"] if isinstance(engine, LlamaCppEngine) else None
+    return agentdistill.local_lm(str(model_dir), backend="transformers", threads=threads, **kwargs)
 
 
-def compiled_program(student: dspy.Module, model_dir: Path, student_lm) -> dspy.Module:
+def check_backend(backend: str | None) -> str | None:
+    """The compiled student's engine as the teleprompters take it (backend=), or a ValueError naming the choices."""
+    from agentdistill.lm.local import BACKENDS
+
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None (llama.cpp on CPU), got {backend!r}")
+    return backend
+
+
+def _on_cpu(engine) -> bool:
+    from agentdistill.lm import TransformersEngine
+
+    if isinstance(engine, TransformersEngine):
+        return str(engine.device).startswith("cpu")
+    if engine is not None:  # llama.cpp
+        return True
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def _exportable(model_dir: Path) -> bool:
+    from agentdistill.lm.export import shipped_base
+
+    found = shipped_base(model_dir) is not None
+    if not found:
+        logger.info("the trained checkpoint %s does not descend from a shipped GGUF: it runs on transformers",
+                    model_dir)
+    return found
+
+
+def compiled_program(student: dspy.Module, model_dir: Path, student_lm, backend: str | None = None) -> dspy.Module:
     """A deep copy of the student whose predictors run on a new LM for the trained checkpoint; demos empty."""
-    new_lm = checkpoint_lm(model_dir, student_lm)
+    new_lm = checkpoint_lm(model_dir, student_lm, backend)
     compiled = student.deepcopy()
     for predictor in compiled.predictors():
         predictor.lm = new_lm
@@ -263,12 +302,13 @@ def log_store(store_path: Path, track: bool) -> None:
 
 def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT, base_model: str, student_lm,
                       run_dir: Path, metric, valset, num_threads: int, stats: dict, track: bool,
-                      report=None) -> dspy.Module:
+                      report=None, backend: str | None = None) -> dspy.Module:
     """The second half of every distillation: fine-tune on the chats, put the student on the checkpoint, score it on
     the valset if given, and record what happened in `stats` and MLflow. Both teleprompters end here.
 
     `run_dir` is a base name: the run trains into `run_folder(run_dir, ...)`, one folder per setting. `report`
     (the filter report), when it has an int `truncated`, gets the number of over-long chats that were dropped.
+    `backend`: the compiled student's engine (see checkpoint_lm).
     """
     run_dir = run_folder(Path(run_dir), chats, sft, base_model)
     out = finetune(dataclasses.replace(sft, output_dir=str(run_dir)), base_model, chats, run_dir, track)
@@ -276,7 +316,8 @@ def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT
                  sft_examples=out["n_examples"], truncated=out["truncated"])
     if report is not None and isinstance(getattr(report, "truncated", None), int):
         report.truncated = out["truncated"]
-    compiled = compiled_program(student, out["model_dir"], student_lm)
+    compiled = compiled_program(student, out["model_dir"], student_lm, backend)
+    stats["student_model"] = compiled.predictors()[0].lm.model  # "...-llamacpp-q8_0": which engine runs it
     if valset:
         stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track)
     log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, track)

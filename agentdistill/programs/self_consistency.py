@@ -43,7 +43,7 @@ class SelfConsistency(dspy.Module):
             (or dspy.settings.lm).
         n: candidates per step.
         temperature, top_p: sampling settings of the candidates.
-        max_tokens: per-candidate generation limit (default: the program's, else 512).
+        max_tokens: per-candidate generation limit (default: the program's, else the LM's own).
 
     The wrapper's predictors are the program's (even a compiled, frozen one), so `save`, `load` and `set_lm`
     reach them.
@@ -66,7 +66,7 @@ class SelfConsistency(dspy.Module):
             raise ValueError(f"n must be a positive integer, got {n!r}")
         self.program = program
         self.n, self.temperature, self.top_p = n, temperature, top_p
-        self.max_tokens = max_tokens or program.max_tokens or 512
+        self.max_tokens = max_tokens or program.max_tokens  # None: the LM's own (sample() asks it)
 
     def named_parameters(self):
         # The wrapped program is usually compiled, and DSPy freezes a compiled sub-module (`_compiled` hides its

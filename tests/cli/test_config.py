@@ -68,6 +68,9 @@ def test_defaults_and_benchmark_aliases_are_canonical():
     (_with(sag={"top_p": 1.5}), "[sag] top_p must be in (0, 1], got 1.5"),
     (_with(sag={"programs": ["agents"]}), "[sag] programs must list 'agent' and/or 'cot', got ['agents']"),
     ({"student": {"model": "smollm2-135m-instruct"}}, "[teacher] model is required"),
+    (_with(student={"model": "s", "trained_backend": "vllm"}),
+     '[student] trained_backend must be "transformers" or "llama.cpp", got \'vllm\''),
+    (_with(teacher={"model": "t", "trained_backend": "llama.cpp"}), "[teacher] trained_backend: only the student"),
 ])
 def test_config_errors_name_the_problem_and_the_fix(data, message):
     with pytest.raises(ConfigError) as err:

@@ -1,4 +1,6 @@
-"""`agentdistill models list|install` (serve is the server of test_server.py behind argparse)."""
+"""`agentdistill models list|install|serve` (serve runs the server of test_server.py behind argparse)."""
+
+import pytest
 
 from agentdistill.cli.main import build_parser, main
 
@@ -20,3 +22,21 @@ def test_serve_arguments():
                                       "--port", "9001"])
     assert (args.model, args.backend, args.port, args.host) == ("qwen2.5-coder-0.5b-instruct", "llama.cpp", 9001,
                                                                 "127.0.0.1")
+
+
+def test_serve_several_models_by_name():
+    args = build_parser().parse_args(["models", "serve", "smollm2-135m-instruct", "--backend", "llama.cpp",
+                                      "--model", "student=runs/sft/student.gguf", "--model", "base=/m/ckpt"])
+    assert args.models == [("student", "runs/sft/student.gguf"), ("base", "/m/ckpt")] and args.name is None
+    assert build_parser().parse_args(["models", "serve", "smollm2-135m-instruct"]).models == []
+
+
+def test_serve_bad_model_is_one_clear_error(capsys):
+    assert main(["models", "serve", "gpt-5", "--backend", "llama.cpp"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("error: cannot serve 'gpt-5'") and "smollm2-135m-instruct" in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+    assert main(["models", "serve", "smollm2-135m-instruct", "--model", "a=x", "--model", "a=y"]) == 2
+    assert "'a' is given twice" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["models", "serve", "smollm2-135m-instruct", "--model", "no-equals-sign"])

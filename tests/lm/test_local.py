@@ -55,7 +55,9 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="backend must be one of"):
         local_lm("smollm2-135m-instruct", backend="vllm")
     with pytest.raises(ValueError, match="takes a shipped model"):
-        local_lm(tmp_path, backend="llama.cpp")
+        local_lm("no-such-model", backend="llama.cpp")
+    with pytest.raises(FileNotFoundError, match="not a Hugging Face model folder nor a PEFT adapter folder"):
+        local_lm(tmp_path, backend="llama.cpp")  # an empty folder: nothing to export
     with pytest.raises(FileNotFoundError, match="holds no config.json"):
         local_lm(tmp_path)
 

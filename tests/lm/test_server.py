@@ -1,4 +1,5 @@
-"""The OpenAI-compatible server, driven by a plain dspy.LM("openai/...") as a vLLM-served teacher would be."""
+"""The OpenAI-compatible server, driven by a plain dspy.LM("openai/...") as a vLLM-served teacher would be; several
+models by name."""
 
 import json
 import urllib.request
@@ -106,3 +107,24 @@ def test_prefill_off_behaves_like_vllm(smol_cpp_lm):
         continued = lm(messages=partial, extra_body={"continue_final_message": True, "add_generation_prompt": False})
         assert vllm_like.requests[-1]["continued"] is True and continued == smol_cpp_lm(messages=partial, cache=False)
         assert finished_turn != continued and vllm_like.requests[-1]["texts"] == continued
+
+
+# --- several models by name, in process -------------------------------------------------------------------------
+
+def test_models_are_routed_by_name(smol_cpp_lm):
+    engine = smol_cpp_lm.engine
+    with ChatServer({"base": engine, "student": engine}) as srv:
+        status, body = _post(srv.url, {"model": "openai/student", "messages": QUESTION, "max_tokens": 4})
+        assert status == 200 and body["model"] == "student" and srv.requests[-1]["model"] == "student"
+        status, body = _post(srv.url, {"messages": QUESTION, "max_tokens": 4})  # no model: the first one
+        assert status == 200 and body["model"] == "base"
+        status, body = _post(srv.url, {"model": "gpt-5", "messages": QUESTION})
+        assert status == 404 and body["error"]["code"] == "model_not_found" and body["error"]["param"] == "model"
+        assert "'gpt-5'" in body["error"]["message"] and "'base', 'student'" in body["error"]["message"]
+        with urllib.request.urlopen(srv.url + "/models", timeout=10) as response:
+            assert [m["id"] for m in json.loads(response.read())["data"]] == ["base", "student"]
+    with pytest.raises(TypeError, match="model_name"):
+        ChatServer(engine)
+
+
+# --- the server process: the client path of a vLLM user, on a laptop ---------------------------------------------

@@ -32,24 +32,46 @@ def test_compiled_program_runs_on_the_students_engine_settings(smollm2_path):
     student_lm = agentdistill.local_lm(str(smollm2_path), dtype="bfloat16", threads=2, temperature=0.3,
                                        max_tokens=40, top_k=5)
     student.set_lm(student_lm)
-    compiled = pipeline.compiled_program(student, smollm2_path, student_lm)
+    compiled = pipeline.compiled_program(student, smollm2_path, student_lm, backend="transformers")
     engine = compiled.step.lm.engine
     assert isinstance(engine, TransformersEngine) and engine.path == str(smollm2_path)
     assert (engine.dtype, engine.device, engine.threads, engine.max_tokens) == ("bfloat16", "cpu", 2, 40)
     assert compiled.step.lm.kwargs == student_lm.kwargs  # every sampling default, top_k included
 
 
-def test_a_llama_cpp_student_is_compiled_onto_transformers_with_its_threads(smollm2_path, caplog):
-    # the trained checkpoint is a Hugging Face folder; llama.cpp needs a GGUF export (not there yet): say so
+@pytest.mark.parametrize("backend", ["transformers", "llama.cpp"])
+def test_on_cpu_the_compiled_student_runs_on_llama_cpp_by_default(smollm2_path, backend):
+    """The trained folder is exported to GGUF and served by llama.cpp (several times the tokens/s), whichever
+    engine the student ran on, with the student's threads and sampling defaults; it answers."""
+    student = CodeAgent("question -> answer")
+    student_lm = agentdistill.local_lm(str(smollm2_path) if backend == "transformers" else "smollm2-135m-instruct",
+                                       backend=backend, threads=2, max_tokens=30)
+    student.set_lm(student_lm)
+    compiled = pipeline.compiled_program(student, smollm2_path, student_lm)
+    lm = compiled.step.lm
+    assert isinstance(lm.engine, LlamaCppEngine) and lm.engine.gguf.endswith(".gguf")
+    assert lm.model.endswith("-llamacpp-q8_0") and (lm.engine.n_threads, lm.engine.max_tokens) == (2, 30)
+    assert "5" in lm(messages=[{"role": "user", "content": "What is 2+3?"}], cache=False)[0]
+
+
+def test_a_checkpoint_llama_cpp_cannot_take_stays_on_transformers(tmp_path, smollm2_path, caplog):
+    import shutil
+
+    folder = tmp_path / "from-the-hub"  # a fine-tune with no shipped GGUF behind it: nothing to export from
+    shutil.copytree(smollm2_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("_name_or_path", None), config.pop("_model_name_or_path", None)
+    (folder / "config.json").write_text(json.dumps(config))
     student = CodeAgent("question -> answer")
     student_lm = agentdistill.local_lm("smollm2-135m-instruct", backend="llama.cpp", threads=2, max_tokens=30)
-    assert isinstance(student_lm.engine, LlamaCppEngine)
     student.set_lm(student_lm)
     with caplog.at_level(logging.INFO, logger="agentdistill.optimizers.pipeline"):
-        compiled = pipeline.compiled_program(student, smollm2_path, student_lm)
+        compiled = pipeline.compiled_program(student, folder, student_lm)
     engine = compiled.step.lm.engine
     assert isinstance(engine, TransformersEngine) and (engine.threads, engine.max_tokens) == (2, 30)
-    assert any("llama.cpp" in r.getMessage() and "transformers" in r.getMessage() for r in caplog.records)
+    assert any("shipped GGUF" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        pipeline.compiled_program(student, folder, student_lm, backend="vllm")
 
 
 def test_the_compiled_program_has_its_own_sandbox(smollm2_path):
@@ -146,9 +168,11 @@ def test_a_changed_setting_trains_a_new_model_that_the_compiled_program_serves(t
     changed = [k for k in a if not torch.equal(a[k], b[k])]
     assert changed
     # the compiled program runs on the new checkpoint
-    assert second.step.lm.engine.path == str(run_b / "model") and second.step.lm.model != first.step.lm.model
-    served = second.step.lm.engine.load().model.state_dict()
-    assert all(torch.equal(served[k], b[k]) for k in changed)
+    # the compiled program runs on the new checkpoint: on CPU its GGUF export, served by llama.cpp
+    engine = second.step.lm.engine
+    assert engine.source == str((run_b / "model").resolve()) and second.step.lm.model != first.step.lm.model
+    assert Path(engine.gguf).resolve().is_relative_to((run_b / "model").resolve())
+    assert engine.gguf != first.step.lm.engine.gguf
 
 
 def test_a_sandbox_the_user_passed_in_stays_with_the_compiled_program(smollm2_path):

@@ -198,3 +198,21 @@ def test_a_compiled_program_can_be_saved_loaded_and_re_pointed(tmp_path):
         fresh.program.close()
     assert len(engine.requests) == 2  # both candidates went to the re-pointed LM
     assert engine.requests[0]["messages"][0]["content"].rstrip().endswith(compiled.instructions.split("\n")[-1])
+
+
+def test_candidates_keep_the_lms_max_tokens():
+    """No max_tokens on the wrapper or the program: the LM's own limit holds (it used to fall back to 512 tokens
+    per candidate, 8 minutes for a 2-question eval)."""
+    import agentdistill
+
+    lm = agentdistill.local_lm("smollm2-135m-instruct", backend="llama.cpp", max_tokens=6, cache=False)
+    agent = CodeAgent("question -> answer", max_steps=1)
+    agent.set_lm(lm)
+    try:
+        robust = SelfConsistency(agent, n=2)
+        assert robust.max_tokens is None
+        robust(question="Write a long essay on the history of the number zero.")
+    finally:
+        agent.close()
+    first = next(h for h in lm.history if h["kwargs"].get("n") == 2)
+    assert first["kwargs"]["max_tokens"] == 6 and first["usage"]["completion_tokens"] <= 12

@@ -102,18 +102,18 @@ def test_cot_sft_chat_is_the_solvers_conversation():
 
 
 def _spy_fed_tokens(engine, monkeypatch) -> list[list[int]]:
-    """Record the token ids the engine hands its model (the transformers model's generate, llama.cpp's
-    create_completion); the calls go through unchanged."""
+    """Record the token ids the engine hands its model (the transformers model's generate, the llama.cpp decode
+    loop's prompt tokens); the calls go through unchanged."""
     fed = []
     loaded = engine.load()
-    if hasattr(loaded, "llama"):
-        real = loaded.llama.create_completion
+    if hasattr(loaded, "decoder"):
+        real = loaded.decoder.tokenize
 
-        def create_completion(*args, **kwargs):
-            fed.append(list(kwargs["prompt"]))
-            return real(*args, **kwargs)
+        def tokenize(text):
+            fed.append(real(text))
+            return fed[-1]
 
-        monkeypatch.setattr(loaded.llama, "create_completion", create_completion)
+        monkeypatch.setattr(loaded.decoder, "tokenize", tokenize)
     else:
         real = loaded.model.generate
 

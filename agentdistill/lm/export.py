@@ -1,0 +1,780 @@
+"""Export a trained student to GGUF, so llama.cpp runs it (several times the tokens/s of transformers on CPU).
+
+    python -m agentdistill.lm.export runs/sft/model                     # -> runs/sft/model/gguf/model-q8_0.gguf
+    python -m agentdistill.lm.export runs/sft/adapter --outtype f32     # a PEFT adapter: merged in float32 first
+    python -m agentdistill.lm.export runs/sft/adapter --lora            # -> runs/sft/adapter/gguf/lora-f32.gguf
+
+    from agentdistill.lm.export import export_gguf, export_lora_gguf
+    gguf = export_gguf("runs/sft/model", outtype="q8_0")
+    student = agentdistill.local_lm(str(gguf), backend="llama.cpp", tokenizer="runs/sft/model")
+    lora = export_lora_gguf("runs/sft/adapter")            # Llama(model_path=<base GGUF>, lora_path=lora)
+
+Which type to use (q8_0 for speed, f32 for parity with transformers): the README's engine section, measured by
+bench/bench_export.py (results/gguf_export.json).
+
+The student descends from a shipped GGUF (agentdistill.lm.models: SHIPPED), dequantized once into a Hugging Face
+folder. That base GGUF is the template of the export: every metadata key/value of it (architecture, hyperparameters,
+tokenizer, chat template) is copied and only `general.file_type` changes; the trained tensors are written in the base
+file's tensor order under its tensor names (gguf.get_tensor_name_map), with the q/k row permutation that llama.cpp's
+convert_hf_to_gguf.py applies to llama-architecture models (LlamaModel.permute: q with n_head, k with n_head_kv;
+transformers' GGUF loader undid it when the base was converted). qwen2 needs none. Norms and other 1-D tensors stay
+float32, as llama.cpp's converter and quantizer keep them.
+
+The base a checkpoint descends from is found from, in order: the folder being a converted shipped model itself, the
+adapter's `base_model_name_or_path` / config.json's `_name_or_path` (a shipped name or a folder, followed
+recursively), the SFT run's `run_settings.json` (its `base_fingerprint`, next to `<output_dir>/model`), and the
+`_model_name_or_path` that transformers' GGUF loader records (the base GGUF's general.name, kept by every
+save_pretrained since). Transformers 5 no longer writes `_name_or_path`, so for SFT's merged `<output_dir>/model` the
+run settings (or the recorded GGUF name) are what identify the base. Failing all, pass `base_gguf=`.
+
+Exports are cached next to the checkpoint (`<checkpoint>/gguf/`, or under $AGENTDISTILL_HOME/gguf-exports when the
+checkpoint folder is read-only) and keyed by content: the GGUF carries `agentdistill.export.key`, a hash of the
+checkpoint's fingerprint (agentdistill.lm.local.fingerprint: config, tokenizer and weight files by content; for an
+adapter also its base folder's), the base GGUF's fingerprint, the output type and EXPORT_VERSION. A later call with
+the same key returns the file at once; any change of weights, base or type re-exports. (Content, not modification
+times: a copied or restored checkpoint keeps its key, and an older file swapped in, or another base_gguf, cannot pass
+as current. The fingerprint is memoized by size + mtime, so the check costs one hash per changed weight file.) Writes
+go to a temp file renamed into place under a file lock beside the output: concurrent exporters wait, then find the
+finished file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the bytes written for the same inputs change
+KEY_FIELD = "agentdistill.export.key"
+SOURCE_FIELD = "agentdistill.export.source"  # the checkpoint's fingerprint, for people reading the file
+OUTTYPES = ("f32", "f16", "q8_0")
+# GGUF architecture -> whether llama.cpp's converter permutes the q/k rows (rotary pairs interleaved -> halves)
+ARCHITECTURES = {"llama": True, "qwen2": False}
+HF_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2"}  # config.json model_type -> GGUF general.architecture
+
+
+# 20 fixed, varied prompts on which an export is checked against its checkpoint, greedy, token by token (the
+# export tests and bench/bench_export.py): plain questions, code, a multi-turn chat
+AGREEMENT_PROMPTS = [
+    "What is 2+3?",
+    "Write a haiku about autumn.",
+    "Explain recursion in one sentence.",
+    "List three primary colors.",
+    "Translate 'good morning' into French.",
+    "Write a Python function that reverses a string.",
+    "What is the capital of Japan?",
+    "Give me one tip for sleeping better.",
+    "Summarize the plot of Romeo and Juliet in two sentences.",
+    "What does HTTP stand for?",
+    "Write a SQL query that counts the rows of a table named users.",
+    "Why is the sky blue?",
+    "Name a mammal that can fly.",
+    "Compute 17 * 23 step by step.",
+    "Write a short limerick about a cat.",
+    "What is the difference between a list and a tuple in Python?",
+    "Suggest a name for a bakery.",
+    "How many days are in a leap year?",
+    "Describe the color green to someone who cannot see.",
+    [{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello! How can I help you today?"},
+     {"role": "user", "content": "Tell me a joke about computers."}],
+]
+
+
+def agreement_chat(prompt) -> list[dict]:
+    """One of AGREEMENT_PROMPTS as a chat (a plain string is one user turn)."""
+    return prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+
+
+def llama_greedy(llama, ids: list[int], eos, limit: int) -> list[int]:
+    """Greedy token ids of a llama_cpp.Llama after the prompt `ids`, up to `limit` or an end token (in `eos`)."""
+    out = []
+    for token in llama.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+        out.append(token)
+        if token in eos or len(out) >= limit:
+            break
+    return out
+
+
+# -- public API -------------------------------------------------------------------------------------------------
+
+def export_gguf(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None, *, outtype: str = "q8_0",
+                base_gguf: str | os.PathLike | None = None) -> Path:
+    """Write a checkpoint as a GGUF model file that llama.cpp loads (cached: see the module docstring).
+
+    Args:
+        checkpoint: a Hugging Face model folder (a full fine-tune, SFT's merged `<output_dir>/model`, or a converted
+            shipped model itself) or a PEFT adapter folder (adapter_config.json), which is merged into its base with
+            peft's `merge_and_unload()` in float32.
+        out: the GGUF file to write. None: `<checkpoint>/gguf/model-<outtype>.gguf`.
+        outtype: "q8_0" (default: the fastest on CPU; written as f16, then quantized by llama.cpp's own
+            `llama_model_quantize`), "f32" (exact), or "f16". 1-D tensors (norms) stay float32 in all three.
+        base_gguf: the GGUF the checkpoint descends from, the template for metadata and tensor layout. None: the
+            shipped model it was trained from (found as the module docstring says).
+
+    Returns:
+        The path of the GGUF file.
+
+    Raises:
+        ValueError: unknown outtype, no base found, a base whose architecture or tensors do not match the checkpoint.
+        FileNotFoundError: the checkpoint is not a model folder.
+    """
+    checkpoint = _checkpoint_dir(checkpoint)
+    if outtype not in OUTTYPES:
+        raise ValueError(f"outtype must be one of {', '.join(OUTTYPES)}, got {outtype!r}")
+    base = _base_path(checkpoint, base_gguf)
+    source = _fingerprint(checkpoint)
+    if (checkpoint / "adapter_config.json").is_file():  # the merge also depends on the base folder's weights
+        base_ref = _read_json(checkpoint / "adapter_config.json").get("base_model_name_or_path") or ""
+        if base_ref and Path(base_ref).expanduser().is_dir():
+            source += "+" + _fingerprint(Path(base_ref).expanduser())
+    key = _key("model", source, base, outtype)
+    target = Path(out) if out is not None else _default_out(checkpoint, f"model-{outtype}.gguf", source)
+
+    def build(tmp: Path) -> None:
+        if outtype != "q8_0":
+            _write_model(checkpoint, base, tmp, outtype, key, source)
+            return
+        f16 = tmp.with_name(tmp.name + ".f16")
+        try:
+            _write_model(checkpoint, base, f16, "f16", key, source)
+            quantize(f16, tmp, "q8_0")
+        finally:
+            f16.unlink(missing_ok=True)
+
+    return _cached(target, key, build)
+
+
+def export_lora_gguf(adapter_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                     base_gguf: str | os.PathLike | None = None, outtype: str = "f32") -> Path:
+    """Write a PEFT LoRA adapter as a llama.cpp LoRA adapter GGUF (`Llama(model_path=base, lora_path=...)`).
+
+    The format is convert_lora_to_gguf.py's: general.type "adapter", adapter.type "lora", adapter.lora.alpha, and
+    per adapted weight `<gguf name>.lora_a` (peft's lora_A, [r, in]) and `.lora_b` (lora_B, [out, r]; for llama
+    the q/k row permutation is applied to it, as to the base weight). llama.cpp scales by alpha / r per tensor;
+    where peft scales otherwise (rsLoRA, rank_pattern, alpha_pattern) the difference is folded into lora_b.
+
+    Args:
+        adapter_dir: a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).
+        out: the GGUF file to write. None: `<adapter_dir>/gguf/lora-<outtype>.gguf`.
+        base_gguf: the base GGUF the adapter applies to. None: the shipped model it was trained on.
+        outtype: "f32" (default, exact) or "f16" for the adapter tensors.
+
+    Returns:
+        The path of the adapter GGUF.
+
+    Raises:
+        ValueError: not a LoRA adapter, an unsupported adapter feature (DoRA, modules_to_save, embedding or lm_head
+            targets), no base found, or an adapter that does not fit the base's tensors.
+    """
+    import gguf
+
+    adapter_dir = _checkpoint_dir(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise ValueError(f"{adapter_dir} is not a PEFT adapter folder (no adapter_config.json); export a full model "
+                         "with export_gguf()")
+    if outtype not in ("f32", "f16"):
+        raise ValueError(f"LoRA outtype must be 'f32' or 'f16', got {outtype!r}")
+    base = _base_path(adapter_dir, base_gguf)
+    source = _fingerprint(adapter_dir)
+    key = _key("lora", source, base, outtype)
+    target = Path(out) if out is not None else _default_out(adapter_dir, f"lora-{outtype}.gguf", source)
+
+    def build(tmp: Path) -> None:
+        header = Header(base)
+        arch = header.get("general.architecture")
+        tensors = _lora_tensors(adapter_dir, header, arch)
+        writer = gguf.GGUFWriter(tmp, arch)
+        writer.add_string(KEY_FIELD, key)  # early in the file: _current() stops reading there
+        writer.add_string(SOURCE_FIELD, source)
+        writer.add_type(gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, tensors.alpha)
+        for k in ("general.name", "general.basename", "general.size_label"):
+            if (value := header.get(k)) is not None:
+                writer.add_string(k, value)
+        dtype = np.float16 if outtype == "f16" else np.float32
+        for name, array in tensors.arrays:
+            writer.add_tensor(name, np.ascontiguousarray(array, dtype=dtype))
+        _finish(writer)
+
+    return _cached(target, key, build)
+
+
+def find_base_gguf(checkpoint: str | os.PathLike) -> Path:
+    """The shipped GGUF a checkpoint descends from (see the module docstring), or a ValueError saying what to do."""
+    from agentdistill.lm.models import gguf_path
+
+    checkpoint = _checkpoint_dir(checkpoint)
+    name = shipped_base(checkpoint)
+    if name is None:
+        raise ValueError(
+            f"cannot tell which GGUF {checkpoint} descends from: it is no converted shipped model, and neither "
+            "adapter_config.json's base_model_name_or_path, config.json's _name_or_path / _model_name_or_path, nor "
+            "an SFT run_settings.json beside it names one of the shipped models "
+            f"({', '.join(_shipped_names())}); pass base_gguf= with the GGUF it was fine-tuned from "
+            "(e.g. base_gguf=agentdistill.lm.models.gguf_path('smollm2-135m-instruct'))")
+    return gguf_path(name)
+
+
+def shipped_base(checkpoint: str | os.PathLike) -> str | None:
+    """The name of the shipped model (agentdistill.lm.models.SHIPPED) a checkpoint folder descends from, or None."""
+    return _trace(Path(checkpoint).expanduser().resolve(), set())
+
+
+def quantize(source: str | os.PathLike, out: str | os.PathLike, outtype: str = "q8_0",
+             threads: int | None = None) -> Path:
+    """Quantize a GGUF with llama.cpp's own quantizer (llama_cpp.llama_model_quantize); 1-D tensors stay f32.
+
+    Args:
+        source: an f32 or f16 GGUF model file.
+        out: where to write the quantized file (not atomically: export_gguf passes a temp file).
+        outtype: a llama.cpp file type name, e.g. "q8_0", "q4_k_m" (LLAMA_FTYPE_MOSTLY_<OUTTYPE>).
+        threads: quantizer threads (None: agentdistill.lm.engine.default_threads()).
+    """
+    import llama_cpp
+    import llama_cpp._logger  # noqa: F401  (installs llama-cpp-python's log callback, governed by its logger)
+
+    from agentdistill.lm.engine import default_threads
+
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{outtype.upper()}", None)
+    if ftype is None:
+        raise ValueError(f"llama.cpp has no file type {outtype!r}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads or default_threads()
+    quiet = logging.getLogger("llama-cpp-python")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the quantizer logs a line per tensor at INFO
+    try:
+        code = llama_cpp.llama_model_quantize(os.fsencode(source), os.fsencode(out), params)
+    finally:
+        quiet.setLevel(level)
+    if code != 0:
+        raise RuntimeError(f"llama_model_quantize({source} -> {out}, {outtype}) failed with code {code}")
+    return Path(out)
+
+
+# -- finding the base -------------------------------------------------------------------------------------------
+
+def _shipped_names():
+    from agentdistill.lm.models import SHIPPED
+
+    return list(SHIPPED)
+
+
+def _trace(folder: Path, seen: set) -> str | None:
+    from agentdistill.lm.models import SHIPPED, converted_dir
+
+    if folder in seen:
+        return None
+    seen.add(folder)
+    for name in SHIPPED:
+        if folder == converted_dir(name).expanduser().resolve():
+            return name
+    references = []
+    for file, keys in (("adapter_config.json", ("base_model_name_or_path",)),
+                       ("config.json", ("_name_or_path", "name_or_path"))):
+        data = _read_json(folder / file)
+        references += [data[k] for k in keys if isinstance(data.get(k), str) and data[k]]
+    for ref in references:
+        if ref in SHIPPED:
+            return ref
+        path = Path(ref).expanduser()
+        if path.is_dir():
+            if found := _trace(path.resolve(), seen):
+                return found
+        elif path.name in SHIPPED and path.parent.name == "models":  # a converted folder of another machine
+            return path.name
+    for where in (folder, folder.parent, folder.parent.parent):  # <out>/model, <out>/checkpoints/checkpoint-N
+        recorded = _read_json(where / "run_settings.json").get("base_fingerprint")
+        if recorded:
+            from agentdistill.lm.local import fingerprint
+
+            for name in SHIPPED:
+                if fingerprint(converted_dir(name)) == recorded:
+                    return name
+            break  # the nearest run_settings.json is this checkpoint's: a different base is not a shipped one
+    gguf_name = _read_json(folder / "config.json").get("_model_name_or_path")  # transformers' GGUF loader
+    if gguf_name:
+        for name in SHIPPED:
+            if _shipped_general_name(name) == gguf_name:
+                return name
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_general_name(name: str) -> str | None:
+    """general.name of a shipped GGUF, read from the start of its (first) file: a multi-part one is not assembled."""
+    from agentdistill.lm.models import _package_dir, get_shipped
+
+    model = get_shipped(name)
+    try:
+        return Header(_package_dir(model.packages[0]) / model.files[0], stop_at="general.name").get("general.name")
+    except Exception:  # noqa: BLE001  (not installed, or unreadable: it cannot be this checkpoint's base here)
+        return None
+
+
+def _base_path(checkpoint: Path, base_gguf) -> Path:
+    if base_gguf is None:
+        return find_base_gguf(checkpoint)
+    base = Path(base_gguf).expanduser().resolve()
+    if not base.is_file():
+        raise FileNotFoundError(f"base_gguf {base} does not exist")
+    return base
+
+
+# -- the merged model -------------------------------------------------------------------------------------------
+
+def _adapter_base_dir(adapter: Path) -> Path:
+    """The Hugging Face folder an adapter's weights go on: its base_model_name_or_path, else its shipped base."""
+    from agentdistill.lm.models import resolve_model_path
+
+    base_ref = _read_json(adapter / "adapter_config.json").get("base_model_name_or_path") or ""
+    if base_ref in _shipped_names() or (base_ref and Path(base_ref).expanduser().is_dir()):
+        return Path(resolve_model_path(base_ref))
+    if (name := shipped_base(adapter)) is not None:
+        return Path(resolve_model_path(name))
+    raise ValueError(f"the adapter {adapter} names base_model_name_or_path={base_ref!r}, which is no local folder "
+                     "nor shipped model: merge it yourself (peft merge_and_unload + save_pretrained) and export "
+                     "that folder")
+
+
+def _load_config(checkpoint: Path):
+    from transformers import AutoConfig
+
+    is_adapter = (checkpoint / "adapter_config.json").is_file()
+    return AutoConfig.from_pretrained(_adapter_base_dir(checkpoint) if is_adapter else checkpoint)
+
+
+def _load_state(checkpoint: Path) -> dict[str, np.ndarray]:
+    """{hf name: float32 numpy array} of a checkpoint; an adapter is merged into its base (float32) first."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if (checkpoint / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base_model = AutoModelForCausalLM.from_pretrained(_adapter_base_dir(checkpoint), dtype=torch.float32)
+        model = PeftModel.from_pretrained(base_model, str(checkpoint)).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    return {k: v.detach().to(torch.float32).cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def _check_architecture(config, reader, checkpoint: Path, base: Path) -> str:
+    arch = reader.get("general.architecture")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"base GGUF {base} has architecture {arch!r}; the exporter knows {', '.join(ARCHITECTURES)}")
+    tokens = reader.get("tokenizer.ggml.tokens")
+    base_dims = {
+        "architecture": arch,
+        "hidden size": reader.get(f"{arch}.embedding_length"),
+        "layers": reader.get(f"{arch}.block_count"),
+        "vocab": reader.get(f"{arch}.vocab_size") or (len(tokens) if tokens is not None else None),
+        "attention heads": reader.get(f"{arch}.attention.head_count"),
+        "kv heads": reader.get(f"{arch}.attention.head_count_kv"),
+        "feed-forward size": reader.get(f"{arch}.feed_forward_length"),
+    }
+    ours = {
+        "architecture": HF_MODEL_TYPES.get(config.model_type, config.model_type),
+        "hidden size": config.hidden_size,
+        "layers": config.num_hidden_layers,
+        "vocab": config.vocab_size,
+        "attention heads": config.num_attention_heads,
+        "kv heads": getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+        "feed-forward size": config.intermediate_size,
+    }
+    differ = [f"{k} {ours[k]} vs {v}" for k, v in base_dims.items() if v is not None and ours[k] != v]
+    if differ:
+        raise ValueError(f"checkpoint {checkpoint} does not match base GGUF {base.name} ({'; '.join(differ)}): pass "
+                         "as base_gguf= the GGUF the checkpoint was fine-tuned from")
+    return arch
+
+
+def _permute(weights: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndarray:
+    """convert_hf_to_gguf.py's LlamaModel.permute: rotary pairs (interleaved in HF) -> llama.cpp's row order."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+            .swapaxes(1, 2).reshape(weights.shape))
+
+
+def _to_gguf_names(state: dict, arch: str, n_blocks: int) -> dict[str, str]:
+    import gguf
+
+    arch_id = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    names = gguf.get_tensor_name_map(arch_id, n_blocks)
+    mapped = {}
+    for hf in state:
+        if hf.endswith(("rotary_emb.inv_freq", ".attn.masked_bias", ".attn.bias")):
+            continue
+        name = names.get_name(hf, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise ValueError(f"checkpoint tensor {hf!r} has no GGUF name for architecture {arch!r}")
+        mapped[name] = hf
+    return mapped
+
+
+def _write_model(checkpoint: Path, base: Path, tmp: Path, outtype: str, key: str, source: str) -> None:
+    import gguf
+
+    reader = Header(base)
+    if reader.get("general.type") == "adapter":
+        raise ValueError(f"base_gguf {base} is a LoRA adapter, not a model")
+    config = _load_config(checkpoint)
+    arch = _check_architecture(config, reader, checkpoint, base)  # before loading any weights
+    state = _load_state(checkpoint)
+    by_gguf = _to_gguf_names(state, arch, config.num_hidden_layers)
+    n_head, n_kv = config.num_attention_heads, getattr(config, "num_key_value_heads", None)
+    permute = ARCHITECTURES[arch]
+
+    writer = gguf.GGUFWriter(tmp, arch)
+    writer.add_string(KEY_FIELD, key)  # early in the file: _current() stops reading there
+    writer.add_string(SOURCE_FIELD, source)
+    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}[outtype]
+    changes = {gguf.Keys.General.FILE_TYPE: (gguf.GGUFValueType.UINT32, int(file_type))}
+    template = checkpoint / "chat_template.jinja"  # a checkpoint that changed its template: write its own
+    base_template = reader.get(gguf.Keys.Tokenizer.CHAT_TEMPLATE)
+    if template.is_file() and base_template is not None and template.read_text() != base_template:
+        logger.warning("%s has its own chat template; writing it instead of the base GGUF's", checkpoint)
+        changes[gguf.Keys.Tokenizer.CHAT_TEMPLATE] = (gguf.GGUFValueType.STRING, template.read_text())
+    _copy_metadata(reader, writer, changes)
+
+    used = set()
+    for name, shape, _ in reader.tensors:
+        hf = by_gguf.get(name)
+        if hf is None:
+            raise ValueError(f"base GGUF tensor {name!r} (shape {list(shape)}) has no counterpart in checkpoint "
+                             f"{checkpoint}: it is not a fine-tune of {base.name}; pass the right base_gguf=")
+        used.add(name)
+        array = state[hf]
+        if array.shape != shape:
+            raise ValueError(f"checkpoint tensor {hf!r} has shape {list(array.shape)}, base GGUF tensor {name!r} "
+                             f"{list(shape)}: not a fine-tune of {base.name}; pass the right base_gguf=")
+        writer.add_tensor(name, _prepare(name, hf, array, outtype, permute, n_head, n_kv))
+    for name in sorted(set(by_gguf) - used):
+        hf = by_gguf[name]
+        if name == "output.weight":  # the base ties lm_head to the token embeddings
+            embed = state.get(by_gguf.get("token_embd.weight", ""))
+            if embed is not None and np.array_equal(embed, state[hf]):
+                continue  # still tied: llama.cpp reuses token_embd, as in the base
+            logger.warning("%s unties lm_head from the embeddings: writing output.weight", checkpoint)
+            writer.add_tensor(name, _prepare(name, hf, state[hf], outtype, permute, n_head, n_kv))
+            continue
+        raise ValueError(f"checkpoint tensor {hf!r} ({name}) has no counterpart in base GGUF {base.name}: the "
+                         "checkpoint's architecture differs from the base; pass the right base_gguf=")
+    _finish(writer)
+
+
+def _prepare(name: str, hf: str, array: np.ndarray, outtype: str, permute: bool, n_head: int, n_kv) -> np.ndarray:
+    if permute and hf.endswith(("q_proj.weight", "q_proj.bias")):
+        array = _permute(array, n_head, n_head)
+    elif permute and hf.endswith(("k_proj.weight", "k_proj.bias")):
+        array = _permute(array, n_head, n_kv)
+    if array.ndim <= 1 or name.endswith("_norm.weight") or outtype == "f32":
+        return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array, dtype=np.float16)
+
+
+def _copy_metadata(reader, writer, changes: dict) -> None:
+    """Every key/value of the base, in its order, with `changes` {key: (value type, value)} in place (or added)."""
+    import gguf
+
+    changes = dict(changes)
+    for key, (vtype, sub, value) in reader.fields.items():
+        if key == gguf.Keys.General.ARCHITECTURE:
+            continue  # GGUFWriter writes it itself, first
+        if key in changes:
+            vtype, value = changes.pop(key)
+            sub = None
+        writer.add_key_value(key, value, gguf.GGUFValueType(vtype),
+                             sub_type=None if sub is None else gguf.GGUFValueType(sub))
+        if key == gguf.Keys.General.ALIGNMENT:
+            writer.data_alignment = int(value)
+    for key, (vtype, value) in changes.items():
+        writer.add_key_value(key, value, gguf.GGUFValueType(vtype))
+
+
+def _finish(writer) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+# -- the LoRA adapter -------------------------------------------------------------------------------------------
+
+class _LoraTensors:
+    def __init__(self, alpha: float, arrays: list[tuple[str, np.ndarray]]):
+        self.alpha, self.arrays = alpha, arrays
+
+
+def _lora_tensors(adapter_dir: Path, reader, arch: str) -> _LoraTensors:
+    import re
+
+    import torch
+
+    config = _read_json(adapter_dir / "adapter_config.json")
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ValueError(f"{adapter_dir} is a {config.get('peft_type')} adapter; llama.cpp loads LoRA adapters only")
+    if config.get("use_dora"):
+        raise ValueError(f"{adapter_dir} is a DoRA adapter, which llama.cpp cannot apply; export it merged with "
+                         "export_gguf()")
+    if config.get("modules_to_save"):
+        raise ValueError(f"{adapter_dir} also trains whole modules ({config['modules_to_save']}), which a llama.cpp "
+                         "LoRA cannot carry; export it merged with export_gguf()")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"base GGUF has architecture {arch!r}; the exporter knows {', '.join(ARCHITECTURES)}")
+    weights = adapter_dir / "adapter_model.safetensors"
+    if weights.is_file():
+        from safetensors.torch import load_file
+
+        raw = load_file(str(weights))
+    elif (adapter_dir / "adapter_model.bin").is_file():
+        raw = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(f"{adapter_dir} holds no adapter_model.safetensors / adapter_model.bin")
+
+    n_blocks = int(reader.get(f"{arch}.block_count"))
+    n_head = int(reader.get(f"{arch}.attention.head_count"))
+    n_kv = int(reader.get(f"{arch}.attention.head_count_kv") or n_head)
+    shapes = {name: shape for name, shape, _ in reader.tensors}
+    import gguf
+
+    names = gguf.get_tensor_name_map({v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch], n_blocks)
+    pairs: dict[str, dict[str, np.ndarray]] = {}
+    for key, tensor in raw.items():
+        match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_(A|B)(?:\.[^.]+)?\.weight", key)
+        if match is None:
+            if "lora_embedding" in key or key.endswith(("embed_tokens.weight", "lm_head.weight")):
+                raise ValueError(f"{adapter_dir} adapts the embeddings / lm_head ({key}); the base ties them and a "
+                                 "llama.cpp LoRA would apply them to both: export it merged with export_gguf()")
+            raise ValueError(f"unexpected tensor {key!r} in {adapter_dir}: not a lora_A / lora_B weight")
+        module, which = match.groups()
+        if module.endswith(("embed_tokens", "lm_head")):
+            raise ValueError(f"{adapter_dir} adapts {module}; the base ties the embeddings to the output and a "
+                             "llama.cpp LoRA would apply the change to both: export it merged with export_gguf()")
+        pairs.setdefault(module, {})[which] = tensor.detach().to(torch.float32).numpy()
+
+    alpha = float(config.get("lora_alpha") or config.get("r") or 8)
+    r_default = int(config.get("r") or 8)
+    rank_pattern, alpha_pattern = config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}
+    by_name: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for module, ab in pairs.items():
+        if set(ab) != {"A", "B"}:
+            raise ValueError(f"{adapter_dir}: {module} has lora_{''.join(ab)} but not both lora_A and lora_B")
+        name = names.get_name(module + ".weight", try_suffixes=(".weight",))
+        if name is None or name not in shapes:
+            raise ValueError(f"adapter module {module!r} has no counterpart in the base GGUF: not an adapter of "
+                             "this base; pass the right base_gguf=")
+        a, b = ab["A"], ab["B"]
+        out_dim, in_dim = shapes[name]
+        rank = a.shape[0]
+        if a.shape[1] != in_dim or b.shape[0] != out_dim or b.shape[1] != rank:
+            raise ValueError(f"adapter {module}: lora_A {list(a.shape)} / lora_B {list(b.shape)} do not fit base "
+                             f"tensor {name} {[out_dim, in_dim]}: not an adapter of this base; pass the right "
+                             "base_gguf=")
+        # what peft scales this module's B @ A by, vs what llama.cpp will (alpha / rank): fold any difference into B
+        r_mod = _pattern(rank_pattern, module, r_default)
+        a_mod = _pattern(alpha_pattern, module, alpha)
+        peft_scale = a_mod / (r_mod ** 0.5 if config.get("use_rslora") else r_mod)
+        factor = peft_scale / (alpha / rank)
+        if factor != 1.0:
+            b = b * factor
+        if ARCHITECTURES[arch] and module.endswith("q_proj"):
+            b = _permute(b, n_head, n_head)
+        elif ARCHITECTURES[arch] and module.endswith("k_proj"):
+            b = _permute(b, n_head, n_kv)
+        by_name[name] = (a, b)
+    if not by_name:
+        raise ValueError(f"{adapter_dir} holds no LoRA tensors")
+    arrays = []
+    for name, _, _ in reader.tensors:  # the base file's order
+        if name in by_name:
+            a, b = by_name.pop(name)
+            arrays += [(name + ".lora_a", a), (name + ".lora_b", b)]
+    return _LoraTensors(alpha, arrays)
+
+
+def _pattern(pattern: dict, module: str, default):
+    """peft's rank_pattern / alpha_pattern lookup: a key matches the module name's end."""
+    import re
+
+    for key, value in pattern.items():
+        if re.match(rf"(.*\.)?{key}$", module):
+            return value
+    return default
+
+
+# -- a fast GGUF header reader ----------------------------------------------------------------------------------
+# gguf.GGUFReader builds numpy views of every token and merge string (~100k): 11 s for SmolLM2's header. This reads
+# the key/values and tensor infos (GGUF v2/v3, little-endian) in a fraction of a second, and can stop at one key.
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_NUMPY = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?", 10: "<u8", 11: "<i8",
+          12: "<f8"}
+_STRING, _ARRAY = 8, 9
+
+
+class Header:
+    """The metadata of a GGUF file: `fields` {key: (value type, array item type or None, value)} in file order,
+    `tensors` [(name, shape as numpy/HF order, ggml type id)] in file order."""
+
+    def __init__(self, path: str | os.PathLike, *, stop_at: str | None = None):
+        import mmap
+        import struct
+
+        self.path = Path(path)
+        self.fields: dict[str, tuple[int, int | None, object]] = {}
+        self.tensors: list[tuple[str, tuple[int, ...], int]] = []
+        with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if buf[:4] != b"GGUF":
+                raise ValueError(f"{self.path} is not a GGUF file")
+            version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+            if version not in (2, 3):
+                raise ValueError(f"{self.path}: GGUF version {version} (or big-endian) is not supported here")
+            pos = 24
+
+            def string(pos):
+                (n,) = struct.unpack_from("<Q", buf, pos)
+                return buf[pos + 8:pos + 8 + n].decode("utf-8"), pos + 8 + n
+
+            for _ in range(n_kv):
+                key, pos = string(pos)
+                (vtype,) = struct.unpack_from("<I", buf, pos)
+                pos += 4
+                sub = None
+                if vtype == _STRING:
+                    value, pos = string(pos)
+                elif vtype == _ARRAY:
+                    sub, n = struct.unpack_from("<IQ", buf, pos)
+                    pos += 12
+                    if sub == _STRING:
+                        value = []
+                        for _ in range(n):
+                            item, pos = string(pos)
+                            value.append(item)
+                    elif sub in _NUMPY:
+                        dtype = np.dtype(_NUMPY[sub])
+                        value = np.frombuffer(buf, dtype, n, pos).tolist()
+                        pos += n * dtype.itemsize
+                    else:
+                        raise ValueError(f"{self.path}: key {key!r} is an array of type {sub} (nested arrays?)")
+                else:
+                    (value,) = struct.unpack_from(_SCALARS[vtype], buf, pos)
+                    pos += struct.calcsize(_SCALARS[vtype])
+                self.fields[key] = (vtype, sub, value)
+                if key == stop_at:
+                    return
+            if stop_at is not None:
+                return
+            for _ in range(n_tensors):
+                name, pos = string(pos)
+                (n_dims,) = struct.unpack_from("<I", buf, pos)
+                dims = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
+                ttype, _offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
+                pos += 4 + 8 * n_dims + 12
+                self.tensors.append((name, tuple(int(d) for d in reversed(dims)), int(ttype)))
+
+    def get(self, key: str, default=None):
+        entry = self.fields.get(key)
+        return default if entry is None else entry[2]
+
+
+# -- caching, files ---------------------------------------------------------------------------------------------
+
+def _checkpoint_dir(checkpoint) -> Path:
+    path = Path(checkpoint).expanduser().resolve()
+    if not path.is_dir() or not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+        raise FileNotFoundError(f"{path} is not a Hugging Face model folder nor a PEFT adapter folder "
+                                "(no config.json / adapter_config.json)")
+    return path
+
+
+def _fingerprint(path: Path) -> str:
+    from agentdistill.lm.local import fingerprint
+
+    return fingerprint(path)
+
+
+def _key(kind: str, source: str, base: Path, outtype: str) -> str:
+    text = json.dumps({"kind": kind, "version": EXPORT_VERSION, "source": source, "base": _fingerprint(base),
+                       "outtype": outtype}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _default_out(checkpoint: Path, filename: str, source: str) -> Path:
+    """<checkpoint>/gguf/<filename>, or $AGENTDISTILL_HOME/gguf-exports/<name>-<source>/ for a read-only folder."""
+    folder = checkpoint / "gguf"  # a subfolder: local.fingerprint() globs the checkpoint's top level only
+    try:
+        folder.mkdir(exist_ok=True)
+        if os.access(folder, os.W_OK):
+            return folder / filename
+    except OSError:
+        pass
+    from agentdistill.settings import home
+
+    return home() / "gguf-exports" / f"{checkpoint.name}-{source[:12]}" / filename
+
+
+def _current(path: Path, key: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return Header(path, stop_at=KEY_FIELD).get(KEY_FIELD) == key
+    except Exception:  # noqa: BLE001  (a truncated or foreign file is simply not current)
+        return False
+
+
+def _cached(target: Path, key: str, build: Callable[[Path], None]) -> Path:
+    from filelock import FileLock
+
+    from agentdistill.lm.models import atomic_file
+
+    target = target.expanduser().resolve()
+    if _current(target, key):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(f".{target.name}.lock"))):
+        if _current(target, key):
+            return target  # exported by a concurrent caller while we waited
+        atomic_file(target, build)
+    return target
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a checkpoint (HF folder or PEFT adapter) to GGUF")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--outtype", default=None,
+                        help="q8_0 (default) | f32 | f16; with --lora: f32 (default) | f16")
+    parser.add_argument("--out", default=None, help="output file (default: <checkpoint>/gguf/...)")
+    parser.add_argument("--base-gguf", default=None, help="the GGUF the checkpoint descends from (default: found)")
+    parser.add_argument("--lora", action="store_true", help="write a llama.cpp LoRA adapter GGUF instead")
+    args = parser.parse_args(argv)
+    if args.lora:
+        path = export_lora_gguf(args.checkpoint, args.out, base_gguf=args.base_gguf, outtype=args.outtype or "f32")
+    else:
+        path = export_gguf(args.checkpoint, args.out, outtype=args.outtype or "q8_0", base_gguf=args.base_gguf)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
