@@ -57,8 +57,10 @@ def engine(r: dict) -> str:
                  "`results/engine.json`.")
     ceiling = r["ratios"].get("3", {}).get("prompt_evaluation_tokens_per_s")
     if ceiling:
+        base = r["ratios"]["3"]["baseline"]
         lines.append(f"Ceiling of any batch here: the same model evaluates a long prompt (all its tokens in one step) "
-                     f"at {ceiling:.1f} tokens/s.")
+                     f"at {ceiling:.1f} tokens/s, {ceiling / base:.1f}x ratio 3's sequential rate: the most a batch of "
+                     "decode steps could gain on this CPU.")
     acc = r["ratios"].get("5", {}).get("accuracy")
     if acc:
         lines.append("Evaluation accuracy on the same questions (a check that the engines agree, not a result): "
