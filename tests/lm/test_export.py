@@ -162,7 +162,7 @@ def merged(adapter, tmp_path_factory):
 def test_round_trip_f32_equals_the_dequantized_base(round_trip, base_reader):
     import gguf
 
-    from agentdistill.lm.export import Header
+    from agentdistill.lm.gguf_header import Header
 
     base, ours = base_reader, gguf.GGUFReader(round_trip)
     assert [t.name for t in ours.tensors] == [t.name for t in base.tensors]  # the base's order and names
@@ -190,7 +190,8 @@ def test_round_trip_f32_equals_the_dequantized_base(round_trip, base_reader):
 def test_q8_0_export_is_quantized_by_llama_cpp_and_generates(adapter, merged, reference, llamas, base_reader):
     import gguf
 
-    from agentdistill.lm.export import Header, export_gguf
+    from agentdistill.lm.export import export_gguf
+    from agentdistill.lm.gguf_header import Header
 
     path = merged("q8_0")
     header = Header(path)
@@ -285,7 +286,8 @@ def test_lora_adapter_gguf_matches_the_merged_model_and_changes_the_base(adapter
 # -- caching ----------------------------------------------------------------------------------------------------
 
 def test_export_is_reused_until_the_checkpoint_changes(adapter, tmp_path):
-    from agentdistill.lm.export import KEY_FIELD, Header, export_lora_gguf
+    from agentdistill.lm.export import KEY_FIELD, export_lora_gguf
+    from agentdistill.lm.gguf_header import Header
 
     folder = tmp_path / "adapter"
     shutil.copytree(adapter, folder)
@@ -379,7 +381,9 @@ def test_no_base_found_says_pass_base_gguf(tmp_path):
 def test_mismatched_base_is_refused(adapter, tmp_path):
     import gguf
 
-    from agentdistill.lm.export import Header, export_gguf, export_lora_gguf
+    from agentdistill.lm.export import export_gguf
+    from agentdistill.lm.export import export_lora_gguf
+    from agentdistill.lm.gguf_header import Header
 
     qwen = gguf_path("qwen2.5-coder-0.5b-instruct")
     with pytest.raises(ValueError, match=r"does not match base GGUF .*hidden size 576 vs 896.*layers 30 vs 24"):
