@@ -40,9 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentdistill  # noqa: E402,F401  (offline defaults)
-from agentdistill.lm.export import AGREEMENT_PROMPTS as PROMPTS  # noqa: E402
-from agentdistill.lm.export import agreement_chat as chat
-from agentdistill.lm.export import llama_greedy  # noqa: E402
+from agentdistill.lm.agreement import AGREEMENT_PROMPTS as PROMPTS  # noqa: E402
+from agentdistill.lm.agreement import agreement_chat as chat
+from agentdistill.lm.agreement import llama_greedy  # noqa: E402
 from agentdistill.lm.models import converted_dir, gguf_path  # noqa: E402
 
 SMOL = "smollm2-135m-instruct"
@@ -182,7 +182,8 @@ def main(argv=None) -> int:
     import torch
     from llama_cpp import Llama
 
-    from agentdistill.lm.export import export_gguf, export_lora_gguf
+    from agentdistill.lm.export import export_gguf
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     results: dict = {"bench": "bench/bench_export.py", "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
                      "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain")),

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from agentdistill.lm.export import AGREEMENT_PROMPTS as PROMPTS
-from agentdistill.lm.export import agreement_chat as chat
-from agentdistill.lm.export import llama_greedy
+from agentdistill.lm.agreement import AGREEMENT_PROMPTS as PROMPTS
+from agentdistill.lm.agreement import agreement_chat as chat
+from agentdistill.lm.agreement import llama_greedy
 from agentdistill.lm.models import converted_dir, gguf_path
 
 from .conftest import SMOL
@@ -251,7 +251,7 @@ def test_lora_adapter_gguf_matches_the_merged_model_and_changes_the_base(adapter
                                                                           tmp_path):
     import gguf
 
-    from agentdistill.lm.export import export_lora_gguf
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     lora = export_lora_gguf(adapter, tmp_path / "lora.gguf")
     reader = gguf.GGUFReader(lora)
@@ -286,8 +286,9 @@ def test_lora_adapter_gguf_matches_the_merged_model_and_changes_the_base(adapter
 # -- caching ----------------------------------------------------------------------------------------------------
 
 def test_export_is_reused_until_the_checkpoint_changes(adapter, tmp_path):
-    from agentdistill.lm.export import KEY_FIELD, export_lora_gguf
+    from agentdistill.lm.export import KEY_FIELD
     from agentdistill.lm.gguf_header import Header
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     folder = tmp_path / "adapter"
     shutil.copytree(adapter, folder)
@@ -316,7 +317,7 @@ def test_export_is_reused_until_the_checkpoint_changes(adapter, tmp_path):
 def test_concurrent_exports_wait_and_share_one_file(adapter, tmp_path):
     import gguf
 
-    from agentdistill.lm.export import export_lora_gguf
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     out = tmp_path / "shared.gguf"
     results, errors = [], []
@@ -362,7 +363,8 @@ def test_the_base_is_found_from_what_sft_writes(adapter, tmp_path):
 
 
 def test_no_base_found_says_pass_base_gguf(tmp_path):
-    from agentdistill.lm.export import export_gguf, export_lora_gguf
+    from agentdistill.lm.export import export_gguf
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     config = json.loads((converted_dir(SMOL) / "config.json").read_text())
     del config["_model_name_or_path"]
@@ -382,8 +384,8 @@ def test_mismatched_base_is_refused(adapter, tmp_path):
     import gguf
 
     from agentdistill.lm.export import export_gguf
-    from agentdistill.lm.export import export_lora_gguf
     from agentdistill.lm.gguf_header import Header
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     qwen = gguf_path("qwen2.5-coder-0.5b-instruct")
     with pytest.raises(ValueError, match=r"does not match base GGUF .*hidden size 576 vs 896.*layers 30 vs 24"):
@@ -410,7 +412,7 @@ def test_mismatched_base_is_refused(adapter, tmp_path):
 
 
 def test_unsupported_adapters_are_refused(adapter, tmp_path):
-    from agentdistill.lm.export import export_lora_gguf
+    from agentdistill.lm.lora_export import export_lora_gguf
 
     dora = tmp_path / "dora"
     shutil.copytree(adapter, dora)
