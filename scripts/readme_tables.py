@@ -110,8 +110,39 @@ def quickstart(r: dict) -> str:
     return "\n".join(lines)
 
 
+def retrieval(r: dict) -> str:
+    base = r["results"][0]
+    lines = ["| system | R@1 | R@5 | R@20 | R@5 vs " + base["system"] + " | paired R@5 difference (95% CI) | p50 / p99 ms "
+             "(tool call) | RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    for row in r["results"]:
+        d = row["R@5 vs first"]
+        cost = r["costs"].get(row["system"], {})
+        lines.append(f"| {row['system']} | {row['R@1']:.3f} | {row['R@5']:.3f} | {row['R@20']:.3f} | "
+                     f"{row['R@5'] / base['R@5']:.2f}x | {d['difference']:+.3f} ({d['low']:+.3f} to {d['high']:+.3f}) | "
+                     f"{row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {cost.get('rss_mb', 0):.0f} |")
+    datasets = sorted(r["by_dataset"])
+    lines += ["", "| system | " + " | ".join(f"{d} R@1 / R@5 / R@20 (n={r['by_dataset'][d]})" for d in datasets) + " |",
+              "|---|" + "---|" * len(datasets)]
+    for row in r["results"]:
+        cells = [" / ".join(f"{row['by_dataset'][d][f'R@{k}']:.2f}" for k in (1, 5, 20)) for d in datasets]
+        lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
+    colbert = r["costs"].get("ColBERT (PLAID)", {})
+    m = r["machine"]
+    tuned = (r.get("tuning") or {}).get("best") or {}
+    load = ", ".join(f"{x:.1f}" for x in m["load_average_end"])
+    lines.append("")
+    lines.append(f"`bench/bench_retrieval.py` ({m['date']}, commit {m['commit']}, {m['cpu_count']} cores, load average "
+                 f"at the end {load}): {r['passages']:,} passages, {r['questions']} held-out dev questions (all gold "
+                 f"titles in the corpus); the hybrid's setting ({', '.join(f'{k}={v}' for k, v in tuned.items())}) "
+                 f"picked on {(r.get('tuning') or {}).get('questions', 0)} other dev questions. ColBERT index: "
+                 f"{colbert.get('build_s', 0):,.0f} s to build, {colbert.get('num_embeddings', 0):,} token embeddings, "
+                 f"{colbert.get('num_partitions', 0):,} centroids, {colbert.get('index_mb', 0):.0f} MB; checkpoint "
+                 f"`{Path(colbert.get('checkpoint', '')).name}`. `results/{r.get('name', 'retrieval')}.json`.")
+    return "\n".join(lines)
+
+
 RENDERERS = {"first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
-             "quickstart": quickstart}
+             "quickstart": quickstart, "retrieval": retrieval, "retrieval_54k": retrieval}
 
 
 def render(readme: str) -> str:

@@ -173,6 +173,12 @@ def infer_family(path: Path, metadata: dict, examples: list) -> str:
     return "factual"
 
 
+def check_limit(limit: int | None) -> None:
+    """limit: None (all examples) or a positive count; 0 or -1 are refused, not read as 'all' or 'one'."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit={limit!r}: pass a positive number of examples, or None for all of them")
+
+
 def load_file(path, *, family: str | None = None, benchmark: str | None = None, limit: int | None = None,
               strict: bool = False) -> list[dspy.Example]:
     """Read one question file into `dspy.Example`s (inputs: question).
@@ -181,10 +187,11 @@ def load_file(path, *, family: str | None = None, benchmark: str | None = None, 
         path: a JSON file `{"metadata": ..., "examples": [...]}` (a bare list of examples, or JSONL, also works).
         family: "math" or "factual"; inferred from the dataset names when None.
         benchmark: the name stored on each example (default: the file's dataset name).
-        limit: keep the first `limit` examples (file order, which is the paper's order).
+        limit: keep the first `limit` examples (file order, which is the paper's order); None: all.
         strict: raise on examples whose answer is null; by default they are skipped with a warning
             (two such questions exist in the shipped math_medium training file).
     """
+    check_limit(limit)
     path = Path(path)
     if not path.is_file():
         raise BenchmarkNotFoundError(f"{path}: no such file")
@@ -257,6 +264,7 @@ def load_benchmark(name: str, split: str = "test", limit: int | None = None, dat
 
     `split`: "test" (evaluation sets) or "train" (hotpotqa, math, math_medium: the teacher's questions).
     """
+    check_limit(limit)
     if name.endswith((".json", ".jsonl")) or os.sep in name:
         return load_file(name, limit=limit, strict=strict)
     key = canonical_name(name)

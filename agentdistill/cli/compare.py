@@ -24,21 +24,30 @@ def main(args) -> int:
 
     from rich.console import Console
 
+    from agentdistill.cli.errors import UserError, print_warning
     from agentdistill.tracking import compare
+    from agentdistill.tracking.probe import check_store, store_lost
 
     console = Console()
+    uri = check_store(args.tracking_uri, where="--tracking-uri" if args.tracking_uri else "")  # seconds, not minutes
     try:
-        table = compare.collect(args.experiment, tracking_uri=args.tracking_uri, kind=args.metric)
+        table = compare.collect(args.experiment, tracking_uri=uri, kind=args.metric)
     except LookupError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
-        return 2
+        raise UserError(str(e)) from None
     console.print(compare.results_table(table, title=f"{args.metric} (%) - {args.experiment}"))
     out = Path(args.output or f"{args.experiment}_comparison.png")
     chart = compare.bar_chart(table, out)
     md = out.with_suffix(".md")
     md.write_text(compare.to_markdown(table))
-    console.print(f"chart: {chart}  table: {md}")
+    console.print(f"chart: {chart}  table: {md}", highlight=False, markup=False)
     if not args.no_log:
-        run_id = compare.log_comparison(table, chart, md, tracking_uri=args.tracking_uri)
-        console.print(f"logged to MLflow run {run_id} ('comparison')")
+        try:
+            run_id = compare.log_comparison(table, chart, md, tracking_uri=uri)
+        except Exception as e:
+            lost = store_lost(e, uri)
+            if lost is None:
+                raise
+            print_warning(console, f"{lost}: the chart and table were not logged; they are in {chart} and {md}")
+            return 1
+        console.print(f"logged to MLflow run {run_id} ('comparison')", highlight=False)
     return 0

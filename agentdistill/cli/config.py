@@ -3,6 +3,9 @@
     cfg = load_config("configs/quickstart.toml")     # ConfigError: "unknown key 'epoch' in [sft]; did you mean 'epochs'?"
     cfg.variants()                                   # ["student-agent", "student-agent+sag", "agent-distill", ...]
 
+Relative input paths (question files, data folders, model and index folders) are read from the config file's
+folder first, then from the working folder; [run] output_dir is relative to the working folder.
+
 Tables and keys (all optional except [teacher] and [student] model names; see configs/quickstart.toml):
 
     [run]       experiment, output_dir, seed, threads, tracking_uri
@@ -10,7 +13,7 @@ Tables and keys (all optional except [teacher] and [student] model names; see co
     [teacher]   model, api_base, server, backend, api_key_env, temperature, max_tokens
     [student]   model, api_base, server, backend, trained_backend, base_model, temperature, max_tokens
     [trainset]  benchmark | file, split, limit, data_dir
-    [retrieval] index | url, k                 (factual tasks: the search tool's index or server)
+    [retrieval] index | url, k, mode           (factual tasks: the search tool's index or server)
     [distill]   variants, first_thought_prefix, teacher_threads
     [sft]       any field of agentdistill.optimizers SFT (lora_r, epochs, learning_rate, max_length, ...)
     [eval]      benchmarks, limit, split, data_dir, judge_model
@@ -90,6 +93,7 @@ class RetrievalConfig:
     index: str = ""  # a ColBERT index name or folder (agentdistill index build ...)
     url: str = ""  # ... or a ColBERT search server (agentdistill index serve ...)
     k: int = 3  # passages per search
+    mode: str = "hybrid"  # local index: "hybrid" (BM25 + ColBERT fused), "colbert" or "bm25" alone
 
 
 @dataclass
@@ -195,14 +199,14 @@ def _type_name(annotation) -> str:
             type(None): "none"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def _build(cls, table: str, values, hints_cls=None):
+def _build(cls, table: str, values, suggest=None):
     if not isinstance(values, dict):
         raise ConfigError(f"[{table}] must be a table (a [{table}] section), got {values!r}")
-    hints = typing.get_type_hints(hints_cls or cls)
+    hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"unknown key '{key}' in [{table}]{_suggest(key, names)}")
+            raise ConfigError(f"unknown key '{key}' in [{table}]{(suggest or _suggest)(key, names)}")
         if not _type_ok(value, hints[key]):
             raise ConfigError(f"[{table}] {key} must be {_type_name(hints[key])}, got {value!r}")
     try:
@@ -213,12 +217,12 @@ def _build(cls, table: str, values, hints_cls=None):
 
 def _validate_sft(values: dict) -> dict:
     try:
-        from agentdistill.optimizers.training import SFT
+        from agentdistill.optimizers.training import SFT, suggest_setting
     except ImportError:  # optimizers not installed: keys are checked when the job builds the trainer
         return dict(values)
     if not isinstance(values, dict):
         raise ConfigError(f"[sft] must be a table, got {values!r}")
-    _build(SFT, "sft", values)  # unknown keys, wrong types (with suggestions), SFT's own checks
+    _build(SFT, "sft", values, suggest_setting)  # unknown keys (TRL names too), wrong types, SFT's own checks
     return dict(values)
 
 
@@ -272,8 +276,8 @@ def _check_values(cfg: Config) -> None:
     except BenchmarkNotFoundError as e:
         raise ConfigError(f"[trainset] {e}") from None
     if cfg.trainset.file and not Path(cfg.trainset.file).is_file():
-        raise ConfigError(f"[trainset] file {cfg.trainset.file!r} does not exist (relative paths are read from "
-                          f"the folder you run in: {Path.cwd()})")
+        raise ConfigError(f"[trainset] file {cfg.trainset.file!r} does not exist (a relative path is read from the "
+                          f"config file's folder, then from the folder you run in: {Path.cwd()})")
     positive("trainset", "limit", cfg.trainset.limit)
     positive("eval", "limit", cfg.eval.limit, 0)
     positive("sag", "n", cfg.sag.n)
@@ -287,6 +291,10 @@ def _check_values(cfg: Config) -> None:
                           "`agentdistill index build ...` and set index = \"<name or folder>\" (or url = a server)")
     if cfg.retrieval.index and cfg.retrieval.url:
         raise ConfigError("[retrieval] set index or url, not both")
+    from agentdistill.tools.retrieval.search_tool import MODES
+
+    if cfg.retrieval.mode not in MODES:
+        raise ConfigError(f"[retrieval] mode = {cfg.retrieval.mode!r}: choose one of {', '.join(MODES)}")
 
 
 def parse_config(data: dict, path: str = "<config>") -> Config:
@@ -305,8 +313,32 @@ def parse_config(data: dict, path: str = "<config>") -> Config:
             cls = f.default_factory().__class__
             kwargs[name] = _build(cls, name, data[name])
     cfg = Config(**kwargs, path=str(path))
+    if Path(path).is_file():
+        _resolve_inputs(cfg, Path(path).parent)
     _check_values(cfg)
     return cfg
+
+
+def _from_folder(value: str, folder: Path) -> str:
+    """A relative path that exists under `folder` (the config file's), else `value` unchanged (read from the
+    working folder, as the shipped configs are from the repository root)."""
+    if not value or Path(value).expanduser().is_absolute() or not (folder / value).exists():
+        return value
+    return str(folder / value)
+
+
+def _resolve_inputs(cfg: Config, folder: Path) -> None:
+    """Input paths of the config (question files, data folders, model folders, an index folder) relative to the
+    config file's folder first. Outputs ([run] output_dir) stay relative to the working folder."""
+    cfg.trainset.file = _from_folder(cfg.trainset.file, folder)
+    cfg.trainset.data_dir = _from_folder(cfg.trainset.data_dir, folder)
+    cfg.eval.data_dir = _from_folder(cfg.eval.data_dir, folder)
+    cfg.eval.benchmarks = [_from_folder(b, folder) if b.endswith((".json", ".jsonl")) else b
+                           for b in cfg.eval.benchmarks]
+    cfg.retrieval.index = _from_folder(cfg.retrieval.index, folder)
+    for model in (cfg.teacher, cfg.student):
+        model.model = _from_folder(model.model, folder)
+        model.base_model = _from_folder(model.base_model, folder)
 
 
 def load_config(path) -> Config:

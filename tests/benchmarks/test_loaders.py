@@ -123,3 +123,10 @@ def test_train_test_split_is_seeded_and_disjoint():
     assert len(test) == 22 and len(train) == 68
     assert not {e.id for e in train} & {e.id for e in test}
     assert [e.id for e in train_test_split(exs, 0.25, seed=1)[1]] == [e.id for e in test]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_refused(limit):
+    # it used to return one example: the check ran after the first one was kept
+    with pytest.raises(ValueError, match=f"limit={limit}: pass a positive number of examples, or None for all"):
+        load_benchmark("gsm-hard", limit=limit)

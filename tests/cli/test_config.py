@@ -48,7 +48,8 @@ def test_defaults_and_benchmark_aliases_are_canonical():
     assert cfg.sag.enabled and cfg.sag.n == 8
 
 
-@pytest.mark.parametrize("data,message", [
+# (config, the text its ConfigError says); tests/cli/test_errors.py prints each through the command line too
+CONFIG_ERRORS = [
     (_with(sft={"epoch": 2}), "unknown key 'epoch' in [sft]; did you mean 'epochs'?"),
     (_with(eval={"benchmark": ["math500"]}), "unknown key 'benchmark' in [eval]; did you mean 'benchmarks'?"),
     (_with(sag={"temprature": 0.4}), "unknown key 'temprature' in [sag]; did you mean 'temperature'?"),
@@ -71,7 +72,15 @@ def test_defaults_and_benchmark_aliases_are_canonical():
     (_with(student={"model": "s", "trained_backend": "vllm"}),
      '[student] trained_backend must be "transformers" or "llama.cpp", got \'vllm\''),
     (_with(teacher={"model": "t", "trained_backend": "llama.cpp"}), "[teacher] trained_backend: only the student"),
-])
+    # TRL / PEFT spellings of our [sft] keys
+    (_with(sft={"num_train_epochs": 2}), "unknown key 'num_train_epochs' in [sft]; did you mean 'epochs'?"),
+    (_with(sft={"r": 8}), "unknown key 'r' in [sft]; did you mean 'lora_r'?"),
+    (_with(sft={"per_device_train_batch_size": 2}),
+     "unknown key 'per_device_train_batch_size' in [sft]; did you mean 'per_device_batch_size'?"),
+]
+
+
+@pytest.mark.parametrize("data,message", CONFIG_ERRORS)
 def test_config_errors_name_the_problem_and_the_fix(data, message):
     with pytest.raises(ConfigError) as err:
         parse_config(data)
@@ -89,3 +98,23 @@ def test_file_errors(tmp_path):
     typo.write_text('[teacher]\nmodel = "t"\n[student]\nmodel = "s"\n[sft]\nepoch = 2\n')
     with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'epoch' in \[sft\]; did you mean 'epochs'\?"):
         load_config(typo)
+
+
+def test_relative_input_paths_are_read_from_the_config_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "experiment"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "questions.json").write_text('[{"id": "q1", "question": "1 + 1?", "answer": "2"}]')
+    (folder / "c.toml").write_text('[teacher]\nmodel = "t"\n[student]\nmodel = "s"\n'
+                                   '[trainset]\nfile = "data/questions.json"\n'
+                                   '[eval]\nbenchmarks = ["data/questions.json"]\n')
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    cfg = load_config(folder / "c.toml")
+    assert cfg.trainset.file == str(folder / "data" / "questions.json")
+    assert cfg.eval.benchmarks == [str(folder / "data" / "questions.json")]
+    assert cfg.run.output_dir == "runs/agentdistill"  # outputs stay where you run (the shipped configs rely on it)
+
+
+def test_a_path_relative_to_the_working_folder_still_works():
+    # configs/smoke.toml names its trainset from the repository root, where the README runs it
+    cfg = load_config(ROOT / "configs" / "smoke.toml")
+    assert Path(cfg.trainset.file).is_file()

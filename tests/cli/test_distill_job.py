@@ -1,6 +1,7 @@
 """The main job end to end on a scripted student LM (no model weights): evaluation, MLflow runs, table, chart."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -48,6 +49,14 @@ def test_job_runs_variants_and_logs_everything(mlflow_store, tmp_path, monkeypat
     sag = runs["student-cot+sag"].data
     assert sag.params["variant"] == "student-cot+sag" and sag.params["sag_n"] == "3" and sag.params["program"] == "cot"
     assert sag.metrics["accuracy/average"] == 0.5 and "eval_seconds" in sag.metrics
+    # every setting that shapes a result, for the UI's run comparison
+    assert (sag.params["max_steps"], sag.params["max_tokens"], sag.params["split"]) == ("5", "512", "test")
+    assert sag.params["sag_top_p"] == "0.8" and runs["student-cot"].data.params["sag_top_p"] == "0.0"
+    assert sag.params["student_max_tokens"] == "512"
+    assert len({name[:20] for name in runs}) == len(runs)  # the runs list cuts names at 20 characters
+    client = mlflow.MlflowClient()
+    config = client.download_artifacts(runs["student-cot"].info.run_id, "config/config.json", str(tmp_path / "dl"))
+    assert json.loads(Path(config).read_text())["eval"]["limit"] == 3
 
 
 def test_job_agent_variant_runs_the_real_agent_loop(mlflow_store, tmp_path, monkeypatch):

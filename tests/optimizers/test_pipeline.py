@@ -187,3 +187,25 @@ def test_a_sandbox_the_user_passed_in_stays_with_the_compiled_program(smollm2_pa
         assert compiled.sandbox is sandbox  # its settings are the user's: not rebuilt from the agent's defaults
     finally:
         sandbox.close()
+
+
+def test_a_dead_tracking_store_stops_a_compile_before_the_teacher_is_asked(tmp_path, monkeypatch):
+    import time
+
+    from agentdistill.optimizers import AgentDistill
+    from agentdistill.tracking.probe import TrackingStoreError
+    from tests.optimizers.fake_teacher import metric, tasks, teacher_lm
+    from tests.tracking.store import refused_url
+
+    url = refused_url()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    lm, engine = teacher_lm(())
+    teacher, student = CodeAgent("question -> answer", max_steps=2), CodeAgent("question -> answer", max_steps=2)
+    teacher.set_lm(lm)
+    student.set_lm(scripted_lm([])[0])  # never asked either
+    d = AgentDistill(metric=metric, store=tmp_path / "store.jsonl", track=True, student_model="smollm2-135m-instruct",
+                     sft=SFT(output_dir=str(tmp_path / "out"), max_steps=1))
+    start = time.monotonic()
+    with pytest.raises(TrackingStoreError, match=f"MLflow tracking store {url} is not reachable"):
+        d.compile(student, trainset=tasks([10]), teacher=teacher)
+    assert time.monotonic() - start < 15 and engine.requests == []  # MLflow alone would retry for ~4 minutes

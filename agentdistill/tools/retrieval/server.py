@@ -6,7 +6,7 @@
 
 GET or POST (JSON body {"query", "k"}) on /api/search returns
     {"query": str, "topk": [{"text": "Title | passage", "pid", "rank", "score", "prob", "id", "title", "passage"}],
-     "latency": ms}
+     "latency": ms, "mode": "hybrid" | "colbert" | "bm25"}
 as stanford-futuredata/ColBERT's server.py does (text, pid, rank, score, prob; topk sorted by score), plus the
 passage id, title and body separately. Errors: {"error": true, "message": ...} with status 400/500.
 One index, many clients: requests are served from threads, searches run one at a time (ColBERTSearch's lock).
@@ -34,7 +34,8 @@ def search_payload(search, query: str, k: int) -> dict:
     topk = [dict(text=f"{h.title} | {h.text}" if h.title else h.text, pid=h.id,
                  rank=h.rank, score=h.score, prob=w / total, id=h.id, title=h.title, passage=h.text)
             for h, w in zip(hits, weights)]
-    return {"query": query, "topk": topk, "latency": round(1000 * (time.perf_counter() - start), 2)}
+    return {"query": query, "topk": topk, "latency": round(1000 * (time.perf_counter() - start), 2),
+            "mode": getattr(search, "mode", None)}
 
 
 def make_handler(search):

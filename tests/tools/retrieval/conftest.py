@@ -37,9 +37,9 @@ def tiny_corpus_path() -> Path:
 @pytest.fixture(scope="session")
 def base_checkpoint(retrieval_home) -> str:
     """MiniLM + a seeded untrained ColBERT head, saved once (a plain encoder gets a new random head per load)."""
-    from agentdistill.tools.retrieval.checkpoint import base_encoder_path, init_checkpoint
+    from agentdistill.tools.retrieval.checkpoint import init_checkpoint, minilm_path
 
-    return str(init_checkpoint(base_encoder_path(), retrieval_home / "minilm-untrained-head"))
+    return str(init_checkpoint(minilm_path(), retrieval_home / "minilm-untrained-head"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import json
 
 from agentdistill.cli import index as index_cli
+from agentdistill.tools.retrieval import open_search
 
 
 def _main(argv):
@@ -17,11 +18,14 @@ def _main(argv):
 def test_build_reuses_then_search_prints_the_tool_text(tiny_index, tiny_corpus_path, base_checkpoint, capsys):
     assert _main(["index", "build", str(tiny_corpus_path), "--name", "tiny", "--checkpoint", base_checkpoint]) == 0
     assert "reused index 'tiny'" in capsys.readouterr().out
-    assert _main(["index", "search", "tiny", "Nelson Rockefeller vice president", "-k", "2"]) == 0
-    out = capsys.readouterr().out
-    expected = tiny_index.as_tool(k=2)("Nelson Rockefeller vice president")
-    assert out.strip() == expected.strip()
-    assert _main(["index", "search", "tiny", "Nelson Rockefeller", "-k", "2", "--json"]) == 0
+    query = "Nelson Rockefeller vice president"
+    assert _main(["index", "search", "tiny", query, "-k", "2"]) == 0  # the default: the hybrid
+    captured = capsys.readouterr()
+    assert captured.out.strip() == open_search(tiny_index.path).as_tool(k=2)(query).strip()
+    assert "hybrid" in captured.err
+    assert _main(["index", "search", "tiny", query, "-k", "2", "--mode", "colbert"]) == 0
+    assert capsys.readouterr().out.strip() == tiny_index.as_tool(k=2)(query).strip()
+    assert _main(["index", "search", "tiny", "Nelson Rockefeller", "-k", "2", "--json", "--mode", "colbert"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert [h["id"] for h in hits] == [h.id for h in tiny_index.search("Nelson Rockefeller", k=2)]
     assert _main(["index", "list"]) == 0

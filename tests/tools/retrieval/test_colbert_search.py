@@ -98,3 +98,27 @@ def test_compat_shim_makes_hf_colbert_constructible(base_checkpoint):
     model = cls(AutoConfig.from_pretrained(base_checkpoint), ColBERTConfig(dim=128))  # raised before the shim
     assert model.linear.weight.shape == (128, 384)
     assert "all_tied_weights_keys" in model.__dict__  # post_init ran
+
+
+def test_indexing_encodes_the_kmeans_sample_once(base_checkpoint, tiny_corpus_path):
+    import torch
+
+    from agentdistill.tools.retrieval import compat
+
+    compat.ensure_colbert()
+    from colbert.indexing.collection_encoder import CollectionEncoder
+    from colbert.infra import ColBERTConfig, Run
+    from colbert.modeling.checkpoint import Checkpoint
+
+    texts = [p.colbert_text() for p in read_corpus(tiny_corpus_path)[:10]]
+    with compat.quiet(None), Run().context(compat.run_config()):
+        config = ColBERTConfig(doc_maxlen=64, index_bsize=4)
+        encoder = CollectionEncoder(config, Checkpoint(base_checkpoint, colbert_config=config))
+        reference, reference_lengths = encoder.encode_passages(texts)
+        encoded = []
+        with compat.reuse_sample_encodings(), compat.encoding_progress(encoded.append):
+            encoder.encode_passages(texts[2:6])  # the k-means sample
+            embeddings, lengths = encoder.encode_passages(texts)  # every passage, in corpus order
+    assert sum(encoded) == 10  # 4 for the sample, then only the 6 others
+    assert lengths == reference_lengths
+    assert torch.allclose(embeddings, reference, atol=1e-4)

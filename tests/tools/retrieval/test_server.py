@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from agentdistill.tools.retrieval import ColBERTSearch
+from agentdistill.tools.retrieval import ColBERTSearch, open_search
 from agentdistill.tools.retrieval.server import RetrievalServer
 
 QUERIES = ["Which university has its main campus in Lawrence, Kansas?", "Apple Remote Front Row software",
@@ -27,6 +27,17 @@ def test_remote_search_equals_local_search(tiny_index, server):
             [(h.id, h.title, h.text, h.rank) for h in local_hits]
         assert [h.score for h in remote_hits] == pytest.approx([h.score for h in local_hits])
         assert remote.as_tool()(query) == tiny_index.as_tool(k=4)(query)
+
+
+def test_served_hybrid_equals_the_local_hybrid(tiny_index):
+    hybrid = open_search(tiny_index.path)  # what `agentdistill index serve` serves by default
+    with RetrievalServer(hybrid, host="127.0.0.1", port=0) as s:
+        remote = ColBERTSearch(url=s.url, k=4)
+        for query in QUERIES:
+            assert [(h.id, h.rank) for h in remote.search(query)] == [(h.id, h.rank) for h in hybrid.search(query, k=4)]
+            assert remote.as_tool()(query) == hybrid.as_tool(k=4)(query)
+        with urllib.request.urlopen(f"{s.url}/api/search?query=Alfred+Balk&k=2") as r:
+            assert json.loads(r.read())["mode"] == "hybrid"
 
 
 def test_json_has_the_public_colbertv2_shape(server, tiny_index):

@@ -12,10 +12,10 @@ from agentdistill.tools.retrieval.checkpoint import (CheckpointError, EncoderTra
 
 
 def test_a_plain_encoder_is_refused_as_checkpoint():
-    from agentdistill.tools.retrieval.checkpoint import base_encoder_path
+    from agentdistill.tools.retrieval.checkpoint import minilm_path
 
     with pytest.raises(CheckpointError, match="plain encoder.*train-encoder --base"):
-        resolve_checkpoint(base_encoder_path())
+        resolve_checkpoint(minilm_path())
 
 
 @pytest.mark.slow
