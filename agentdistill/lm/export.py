@@ -53,6 +53,7 @@ from typing import Callable
 
 import numpy as np
 
+from agentdistill.files import read_json_object
 from agentdistill.lm.gguf_header import Header
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def export_gguf(checkpoint: str | os.PathLike, out: str | os.PathLike | None = N
     base = _base_path(checkpoint, base_gguf)
     source = _fingerprint(checkpoint)
     if (checkpoint / "adapter_config.json").is_file():  # the merge also depends on the base folder's weights
-        base_ref = _read_json(checkpoint / "adapter_config.json").get("base_model_name_or_path") or ""
+        base_ref = read_json_object(checkpoint / "adapter_config.json").get("base_model_name_or_path") or ""
         if base_ref and Path(base_ref).expanduser().is_dir():
             source += "+" + _fingerprint(Path(base_ref).expanduser())
     key = _key("model", source, base, outtype)
@@ -189,7 +190,7 @@ def _trace(folder: Path, seen: set) -> str | None:
     references = []
     for file, keys in (("adapter_config.json", ("base_model_name_or_path",)),
                        ("config.json", ("_name_or_path", "name_or_path"))):
-        data = _read_json(folder / file)
+        data = read_json_object(folder / file)
         references += [data[k] for k in keys if isinstance(data.get(k), str) and data[k]]
     for ref in references:
         if ref in SHIPPED:
@@ -201,7 +202,7 @@ def _trace(folder: Path, seen: set) -> str | None:
         elif path.name in SHIPPED and path.parent.name == "models":  # a converted folder of another machine
             return path.name
     for where in (folder, folder.parent, folder.parent.parent):  # <out>/model, <out>/checkpoints/checkpoint-N
-        recorded = _read_json(where / "run_settings.json").get("base_fingerprint")
+        recorded = read_json_object(where / "run_settings.json").get("base_fingerprint")
         if recorded:
             from agentdistill.lm.local import fingerprint
 
@@ -209,7 +210,7 @@ def _trace(folder: Path, seen: set) -> str | None:
                 if fingerprint(converted_dir(name)) == recorded:
                     return name
             break  # the nearest run_settings.json is this checkpoint's: a different base is not a shipped one
-    gguf_name = _read_json(folder / "config.json").get("_model_name_or_path")  # transformers' GGUF loader
+    gguf_name = read_json_object(folder / "config.json").get("_model_name_or_path")  # transformers' GGUF loader
     if gguf_name:
         for name in SHIPPED:
             if _shipped_general_name(name) == gguf_name:
@@ -244,7 +245,7 @@ def _adapter_base_dir(adapter: Path) -> Path:
     """The Hugging Face folder an adapter's weights go on: its base_model_name_or_path, else its shipped base."""
     from agentdistill.lm.models import resolve_model_path
 
-    base_ref = _read_json(adapter / "adapter_config.json").get("base_model_name_or_path") or ""
+    base_ref = read_json_object(adapter / "adapter_config.json").get("base_model_name_or_path") or ""
     if base_ref in _shipped_names() or (base_ref and Path(base_ref).expanduser().is_dir()):
         return Path(resolve_model_path(base_ref))
     if (name := shipped_base(adapter)) is not None:
@@ -476,14 +477,6 @@ def _cached(target: Path, key: str, build: Callable[[Path], None]) -> Path:
             return target  # exported by a concurrent caller while we waited
         atomic_file(target, build)
     return target
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:

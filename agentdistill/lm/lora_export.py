@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from agentdistill.files import read_json_object
 from agentdistill.lm.export import (ARCHITECTURES, KEY_FIELD, SOURCE_FIELD, _base_path, _cached, _checkpoint_dir,
-                                    _default_out, _finish, _fingerprint, _key, _permute, _read_json)
+                                    _default_out, _finish, _fingerprint, _key, _permute)
 from agentdistill.lm.gguf_header import Header
 
 
@@ -86,7 +87,7 @@ class _LoraTensors:
 def _lora_tensors(adapter_dir: Path, reader, arch: str) -> _LoraTensors:
     import torch
 
-    config = _read_json(adapter_dir / "adapter_config.json")
+    config = read_json_object(adapter_dir / "adapter_config.json")
     if config.get("peft_type", "LORA") != "LORA":
         raise ValueError(f"{adapter_dir} is a {config.get('peft_type')} adapter; llama.cpp loads LoRA adapters only")
     if config.get("use_dora"):

@@ -67,7 +67,7 @@ class BM25Search(SearchTool):
         return search
 
     def save(self, folder: Path, stamp: dict) -> None:
-        """Write the index to `folder` (via a temporary sibling, renamed when complete); a read-only place is skipped."""
+        """Write the index to `folder` (a temporary sibling renamed when complete); a read-only place is skipped."""
         partial = folder.with_name(folder.name + ".partial")
         try:
             shutil.rmtree(partial, ignore_errors=True)

@@ -12,7 +12,7 @@ gold, and the question's own distractor passages. Questions that also appear in 
 test file are dropped (no leakage). The encoder stays frozen, so its token states are computed once per text
 (frozen_states.py) and the head sees many epochs in the time one would take.
 
-The trained head ships with the package (`data/colbert_e5_head.safetensors`, the 128x384 projection, 197 KB): the
+The trained head ships with the package (`data/colbert_e5_head.safetensors`, the 128x384 projection): the
 offline checkpoint is assembled from it and the converted encoder at first use (`offline_checkpoint()`), under a
 lock, in a temporary folder renamed into place. `agentdistill index train-encoder --ship` retrains and rewrites it.
 """

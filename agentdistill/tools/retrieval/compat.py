@@ -194,6 +194,21 @@ def encoding_progress(on_passages):
 
 
 @contextlib.contextmanager
+def chunk_size(passages: int):
+    """colbert saves an index in chunks of up to 25,000 passages (an hour of encoding on 2 CPU cores); a resumed build
+    (ColBERTConfig(resume=True)) keeps whole chunks only, so within the block chunks hold at most `passages`."""
+    ensure_colbert()
+    from colbert.data.collection import Collection
+
+    original = Collection.get_chunksize
+    Collection.get_chunksize = lambda self: min(passages, original(self))
+    try:
+        yield
+    finally:
+        Collection.get_chunksize = original
+
+
+@contextlib.contextmanager
 def reuse_sample_encodings():
     """colbert's indexer encodes its k-means sample, then every passage again, the sample included (15% of a 54k
     build on CPU). Within the block, a passage encoded once is not encoded again: its token embeddings (float32

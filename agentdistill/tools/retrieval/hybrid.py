@@ -12,7 +12,8 @@ Both stages return their top `depth` passages; the union is ranked by one of
   late interaction over their stored embeddings), so nothing is scored as missing;
 - "rrf": reciprocal-rank fusion, sum of 1 / (rrf_k + rank) over the stages (Cormack et al., 2009);
 - "rerank": ColBERT's exact score alone over the union (BM25 only widens ColBERT's candidate set).
-bench/bench_retrieval.py measures the three; the defaults are the measured best (README, retrieval section).
+bench/bench_retrieval.py measures the three; the defaults (linear, depth 20, weight 0.7) are the setting its tuning
+questions picked with the shipped checkpoint (results/retrieval.json, "tuning").
 The BM25 part costs milliseconds; one query is encoded once for both of ColBERT's uses.
 """
 
@@ -64,8 +65,8 @@ class HybridSearch(SearchTool):
 
     mode = "hybrid"
 
-    def __init__(self, index: str | Path, *, k: int = 5, max_chars: int = 600, depth: int = 50,
-                 fusion: str = "linear", weight: float = 0.5, rrf_k: float = 60.0):
+    def __init__(self, index: str | Path, *, k: int = 5, max_chars: int = 600, depth: int = 20,
+                 fusion: str = "linear", weight: float = 0.7, rrf_k: float = 60.0):
         from agentdistill.tools.retrieval.colbert_search import ColBERTSearch
 
         if fusion not in FUSIONS:
@@ -74,7 +75,8 @@ class HybridSearch(SearchTool):
             raise ValueError(f"weight={weight}: ColBERT's share of the fused score must lie in [0, 1]")
         if depth < 1:
             raise ValueError(f"depth={depth}: take at least one candidate from each stage")
-        self.k, self.max_chars, self.depth, self.fusion, self.weight, self.rrf_k = k, max_chars, depth, fusion, weight, rrf_k
+        self.k, self.max_chars, self.depth = k, max_chars, depth
+        self.fusion, self.weight, self.rrf_k = fusion, weight, rrf_k
         self.colbert = ColBERTSearch(index, k=k, max_chars=max_chars)
         self.path, self.manifest = self.colbert.path, self.colbert.manifest
         self._bm25 = None

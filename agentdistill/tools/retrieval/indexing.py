@@ -2,8 +2,10 @@
 
     build_index("passages.jsonl.gz", Path("~/.cache/agentdistill/indexes/wiki"), nbits=2)
 
-The folder is built under a temporary name and renamed when complete, so a crash never leaves a half index that
-looks whole. Reuse: same corpus bytes (or passages), checkpoint weights and settings -> the existing folder is kept.
+The folder is built under a temporary name (`<name>.partial`) and renamed when complete, so a crash never leaves a
+half index that looks whole; building again with the same inputs resumes it (the k-means plan and centroids, and
+every finished chunk of 2,000 passages, are kept). Reuse: same corpus bytes (or passages), checkpoint weights and
+settings -> the existing folder is kept.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import shutil
 import time
 from pathlib import Path
 
+from agentdistill.files import read_json_object
 from agentdistill.tools.retrieval.checkpoint import checkpoint_fingerprint, resolve_checkpoint
 from agentdistill.tools.retrieval.corpus import CorpusError, Passage, file_fingerprint, read_corpus, write_jsonl
 
 MANIFEST = "agentdistill_index.json"
+PARTIAL = "agentdistill_partial.json"  # in <name>.partial: which inputs an unfinished build is of (resumed if equal)
 FORMAT_VERSION = 1
+CHUNK = 2000  # passages per saved chunk: what an interrupted build loses at most (colbert's default is 25,000)
 
 
 def _passages_from(corpus) -> tuple[list[Passage], str, str]:
@@ -70,10 +75,13 @@ def build_index(corpus, index_dir: Path, *, checkpoint: str | None = None, nbits
                               "overwrite=True (--overwrite) to replace it")
 
     partial = index_dir.with_name(index_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    resume = read_json_object(partial / PARTIAL).get("fingerprint") == fingerprint  # interrupted, same inputs
+    if not resume:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        (partial / PARTIAL).write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
     start = time.perf_counter()
-    _run_colbert_indexer(passages, partial, checkpoint, settings, progress)
+    _run_colbert_indexer(passages, partial, checkpoint, settings, progress, resume=resume)
     write_jsonl(passages, partial / "passages.jsonl")
     manifest = dict(format=FORMAT_VERSION, fingerprint=fingerprint, corpus=corpus_desc, corpus_sha256=corpus_fp,
                     n_passages=len(passages), checkpoint=checkpoint, **settings,
@@ -83,6 +91,7 @@ def build_index(corpus, index_dir: Path, *, checkpoint: str | None = None, nbits
     manifest.update(num_partitions=meta["num_partitions"], num_embeddings=meta["num_embeddings"],
                     avg_doclen=round(meta["avg_doclen"], 1))
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    (partial / PARTIAL).unlink(missing_ok=True)
     if index_dir.exists():
         shutil.rmtree(index_dir)
     partial.rename(index_dir)
@@ -100,7 +109,8 @@ class IndexExistsError(FileExistsError):
         )
 
 
-def _run_colbert_indexer(passages: list[Passage], folder: Path, checkpoint: str, settings: dict, progress: bool):
+def _run_colbert_indexer(passages: list[Passage], folder: Path, checkpoint: str, settings: dict, progress: bool,
+                         resume: bool = False):
     from agentdistill.tools.retrieval import compat
 
     compat.ensure_colbert()
@@ -125,10 +135,11 @@ def _run_colbert_indexer(passages: list[Passage], folder: Path, checkpoint: str,
 
         with compat.quiet(folder / "build.log", fd=progress), compat.indexing_budget(settings["max_sample_passages"],
                                                                          settings["max_partitions"]), \
-                compat.reuse_sample_encodings(), compat.encoding_progress(advance), \
+                compat.reuse_sample_encodings(), compat.encoding_progress(advance), compat.chunk_size(CHUNK), \
                 Run().context(compat.run_config()):
             try:
                 Indexer(checkpoint=checkpoint, config=config, verbose=1).index(
-                    name=folder.name, collection=[p.colbert_text() for p in passages], overwrite="force_silent_overwrite")
+                    name=folder.name, collection=[p.colbert_text() for p in passages],
+                    overwrite="resume" if resume else "force_silent_overwrite")
             except RuntimeError as e:
                 raise RuntimeError(f"colbert indexing failed ({e}); the log is {folder / 'build.log'}") from e

@@ -122,3 +122,25 @@ def test_indexing_encodes_the_kmeans_sample_once(base_checkpoint, tiny_corpus_pa
     assert sum(encoded) == 10  # 4 for the sample, then only the 6 others
     assert lengths == reference_lengths
     assert torch.allclose(embeddings, reference, atol=1e-4)
+
+
+def test_an_interrupted_build_resumes_with_its_finished_chunks(retrieval_home, base_checkpoint, tiny_corpus_path,
+                                                               monkeypatch):
+    from agentdistill.tools.retrieval import indexing
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after colbert wrote every chunk, before the folder is complete
+
+    monkeypatch.setattr(indexing, "write_jsonl", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ColBERTSearch.build(tiny_corpus_path, name="resumed", checkpoint=base_checkpoint, progress=False)
+    partial = retrieval_home / "indexes" / "resumed.partial"
+    chunk = partial / "0.codes.pt"
+    assert chunk.is_file() and not (retrieval_home / "indexes" / "resumed").exists()
+    written = chunk.stat().st_mtime_ns
+    monkeypatch.undo()
+    search = ColBERTSearch.build(tiny_corpus_path, name="resumed", checkpoint=base_checkpoint, progress=False)
+    assert (search.path / "0.codes.pt").stat().st_mtime_ns == written  # kept, not encoded again
+    assert not partial.exists() and not (search.path / "agentdistill_partial.json").exists()
+    passage = read_corpus(tiny_corpus_path)[3]
+    assert passage.id in [h.id for h in search.search(passage.colbert_text()[:160], k=3)]
