@@ -62,3 +62,14 @@ def _no_leaked_mlflow_experiment():
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     else:
         os.environ["MLFLOW_EXPERIMENT_ID"] = before
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored():
+    """A test that points MLflow at a store (mlflow.set_tracking_uri, e.g. through the CLI) leaves it process-wide
+    after its environment is restored; later tests would track into (or probe) that store. Put it back."""
+    from mlflow.tracking._tracking_service import utils
+
+    saved = utils._tracking_uri
+    yield
+    utils._tracking_uri = saved

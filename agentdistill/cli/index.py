@@ -103,6 +103,7 @@ def _search(args) -> int:
     def go(args):
         from agentdistill.tools.retrieval import format_hits, open_search
 
+        loading = time.perf_counter()
         search = open_search(args.name, mode=args.mode)
         start = time.perf_counter()
         hits = search.search(args.query, k=args.k)
@@ -111,7 +112,8 @@ def _search(args) -> int:
             print(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         else:
             print(format_hits(hits, search.max_chars))
-            print(f"({len(hits)} passages in {ms:.0f} ms, {search.mode})", file=sys.stderr)
+            print(f"({len(hits)} passages in {ms:.0f} ms, {search.mode}; {time.perf_counter() - loading:.1f} s "
+                  "with loading the index and model)", file=sys.stderr)
     return _run(go, args)
 
 

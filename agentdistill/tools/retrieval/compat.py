@@ -45,6 +45,14 @@ def extensions_dir() -> Path:
     return home() / "torch_extensions" / f"torch-{torch.__version__}"
 
 
+EXTENSIONS = ("decompress_residuals_cpp", "filter_pids_cpp", "segmented_lookup_cpp", "segmented_maxsim_cpp")
+
+
+def missing_extensions(directory: Path) -> list[str]:
+    """colbert-ai's C++ extensions (compiled by torch at first use) that `directory` does not hold built yet."""
+    return [name for name in EXTENSIONS if not any((Path(directory) / name).glob("*.so"))]
+
+
 def ensure_colbert() -> None:
     """Apply the patches above (once per process). Call before importing colbert's Indexer/Searcher/Trainer."""
     global _PATCHED
@@ -52,6 +60,10 @@ def ensure_colbert() -> None:
         return
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir()))
     Path(os.environ["TORCH_EXTENSIONS_DIR"]).mkdir(parents=True, exist_ok=True)
+    if missing := missing_extensions(Path(os.environ["TORCH_EXTENSIONS_DIR"])):
+        # the first search or build compiles them silently for minutes: say so
+        print(f"colbert-ai compiles its C++ extensions once ({', '.join(missing)}; a few minutes on 2 CPU cores) "
+              f"into {os.environ['TORCH_EXTENSIONS_DIR']} ...", file=sys.stderr, flush=True)
     if shutil.which("ninja") is None:  # torch's cpp_extension runs `ninja --version` from PATH
         os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.cuda\.amp.*")

@@ -144,3 +144,21 @@ def test_an_interrupted_build_resumes_with_its_finished_chunks(retrieval_home, b
     assert not partial.exists() and not (search.path / "agentdistill_partial.json").exists()
     passage = read_corpus(tiny_corpus_path)[3]
     assert passage.id in [h.id for h in search.search(passage.colbert_text()[:160], k=3)]
+
+
+def test_first_use_says_that_colbert_compiles_its_extensions(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from agentdistill.tools.retrieval import compat
+
+    assert compat.missing_extensions(tmp_path) == list(compat.EXTENSIONS)
+    (tmp_path / "filter_pids_cpp").mkdir()
+    (tmp_path / "filter_pids_cpp" / "filter_pids_cpp.so").write_bytes(b"")
+    assert "filter_pids_cpp" not in compat.missing_extensions(tmp_path)
+    env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path / "empty"))
+    run = subprocess.run([sys.executable, "-c", "from agentdistill.tools.retrieval import compat; compat.ensure_colbert()"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "compiles its C++ extensions once" in run.stderr and str(tmp_path / "empty") in run.stderr
