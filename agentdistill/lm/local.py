@@ -114,7 +114,8 @@ def local_lm(name_or_path: str | os.PathLike, *, backend: str = "transformers", 
             tokenizer = tokenizer or _tokenizer_from_gguf(gguf)
             model = f"local/{name}@{fingerprint(gguf)}-llamacpp"
         elif Path(text).is_dir():  # a fine-tuned folder: its GGUF export (cached by content)
-            from agentdistill.lm.export import export_gguf, shipped_base
+            from agentdistill.lm.export import export_gguf
+            from agentdistill.lm.gguf_base import shipped_base
 
             folder = Path(text).resolve()
             gguf, name = export_gguf(folder, outtype=gguf_type), folder.name

@@ -269,7 +269,7 @@ def _on_cpu(engine) -> bool:
 
 
 def _exportable(model_dir: Path) -> bool:
-    from agentdistill.lm.export import shipped_base
+    from agentdistill.lm.gguf_base import shipped_base
 
     found = shipped_base(model_dir) is not None
     if not found:

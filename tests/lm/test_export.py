@@ -341,7 +341,7 @@ def test_concurrent_exports_wait_and_share_one_file(adapter, tmp_path):
 # -- finding the base, errors -----------------------------------------------------------------------------------
 
 def test_the_base_is_found_from_what_sft_writes(adapter, tmp_path):
-    from agentdistill.lm.export import find_base_gguf, shipped_base
+    from agentdistill.lm.gguf_base import find_base_gguf, shipped_base
     from agentdistill.lm.local import fingerprint
 
     assert shipped_base(converted_dir(SMOL)) == SMOL

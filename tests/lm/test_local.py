@@ -12,18 +12,9 @@ from .conftest import QUESTION
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, smol_lm):
     """A 1-layer random llama with SmolLM2's tokenizer: a stand-in for a fine-tuned checkpoint folder."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.lm.tiny_llama import save_tiny_llama
 
-    tokenizer = smol_lm.engine.tokenizer
-    folder = tmp_path_factory.mktemp("ckpt") / "tiny-sft"
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("ckpt") / "tiny-sft", smol_lm.engine.tokenizer)
 
 
 def test_model_string_encodes_checkpoint(tiny_checkpoint, tmp_path):

@@ -17,19 +17,13 @@ from tests.tracking.store import mlflow_store  # noqa: F401  (a temporary MLflow
 @pytest.fixture
 def trained(tmp_path):
     """A 1-layer random llama with SmolLM2's tokenizer, in a folder that is "only on machine A"."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     from agentdistill.lm.models import tokenizer_dir
+    from tests.lm.tiny_llama import save_tiny_llama
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir("smollm2-135m-instruct"))
-    folder = tmp_path / "machine-a" / "agent-distill" / "sft-0123" / "model"
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = save_tiny_llama(tmp_path / "machine-a" / "agent-distill" / "sft-0123" / "model", tokenizer)
     program = math_agent(max_steps=1)
     program.set_lm(agentdistill.local_lm(str(folder), max_tokens=4))
     return program, folder
