@@ -4,7 +4,7 @@
     .venv/bin/python scripts/readme_tables.py --check  # exit 1 if README.md is out of date
 
 A block is the text between `<!-- results:NAME -->` and `<!-- /results:NAME -->`; NAME picks the renderer below
-and the file results/NAME.json.
+and the file results/NAME.json, or the file RESULTS_FILES names for it (several tables from one file).
 """
 
 from __future__ import annotations
@@ -144,8 +144,74 @@ def retrieval(r: dict) -> str:
     return "\n".join(lines)
 
 
+TABLE2_ROWS = ("teacher-cot", "teacher-agent", "student-cot", "student-agent", "cot-distill", "agent-distill",
+               "agent-distill+ftp", "agent-distill+sag", "agent-distill+ftp+sag")
+
+
+def _table2_rows(r: dict) -> list[str]:
+    """The paper's order; another row (e.g. student-agent+sag) right after its base row, unknown ones last."""
+    def key(row):
+        base = row.split("+")[0]
+        if row in TABLE2_ROWS:
+            return TABLE2_ROWS.index(row)
+        return TABLE2_ROWS.index(base) + 0.5 if base in TABLE2_ROWS else len(TABLE2_ROWS)
+    return sorted(r["rows"], key=key)  # stable: ties keep the summary's order
+
+
+def _table2_source(r: dict) -> str:
+    return (f"Teacher {r['teacher']}, student {r['student']}, commit {r['commit']}, settings {r['settings_hash']}; "
+            "`results/table2_cpu/summary.json`.")
+
+
+def table2_cpu(r: dict) -> str:
+    """Accuracy % (95% CI) per benchmark and the macro average (agentdistill.benchmarks.summary)."""
+    benches = list(r["questions"])
+    lines = ["| row | " + " | ".join(f"{b} (n={r['questions'][b]})" for b in benches) + " | average |",
+             "|---|" + "---|" * (len(benches) + 1)]
+    for row in _table2_rows(r):
+        cells = []
+        for b in benches + ["average"]:
+            c = r["rows"][row].get(b)
+            cells.append("-" if c is None else f"{_pct(c['accuracy'])} ({_pct(c['ci_low'])}-{_pct(c['ci_high'])})")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, d in r["paired"].items():  # a bullet each: consecutive plain lines would run into one paragraph
+        lines.append(f"- {name}: {100 * d['diff']:+.1f} points (95% CI {100 * d['ci_low']:+.1f} to "
+                     f"{100 * d['ci_high']:+.1f}), n={d['n']} paired questions")
+    g = r.get("gap_closed")
+    lines.append("- gap closed: " + (
+        f"{_pct(g['value'])}% of the teacher-agent minus student-agent gap ({_pct(g['teacher_agent'])} - "
+        f"{_pct(g['student_agent'])}) by {g['best']} ({_pct(g['best_average'])})" if g else
+        "n/a (needs teacher-agent above student-agent and a distilled row)"))
+    lines += ["", _table2_source(r)]
+    return "\n".join(lines)
+
+
+def table2_cpu_diagnostics(r: dict) -> str:
+    """Per row, the per-benchmark diagnostics averaged over benchmarks ("-": not applicable, e.g. CoT steps)."""
+    columns = (("answered %", "answered", _pct), ("parse errors % of steps", "parse_error_rate", _pct),
+               ("void turns % of steps", "void_turn_rate", _pct), ("out of steps %", "forced", _pct),
+               ("mean steps", "mean_steps", lambda x: f"{x:.1f}"), ("mean tokens", "mean_tokens", lambda x: f"{x:.0f}"),
+               ("s / question", "mean_seconds", lambda x: f"{x:.1f}"), ("searched %", "search_rate", _pct))
+    lines = ["| row | " + " | ".join(c[0] for c in columns) + " | errors |", "|---|" + "---|" * (len(columns) + 1)]
+    for row in _table2_rows(r):
+        per_bench = list(r["diagnostics"][row].values())
+        cells = []
+        for _, key, fmt in columns:
+            values = [d[key] for d in per_bench if d.get(key) is not None]
+            cells.append(fmt(sum(values) / len(values)) if values else "-")
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {sum(d['errors'] for d in per_bench)} |")
+    lines += ["", "Means over benchmarks; searched: answered questions whose agent called search before answering "
+              "(factual agents only). " + _table2_source(r)]
+    return "\n".join(lines)
+
+
 RENDERERS = {"first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
-             "quickstart": quickstart, "retrieval": retrieval, "retrieval_54k": retrieval}
+             "quickstart": quickstart, "retrieval": retrieval, "retrieval_54k": retrieval,
+             "table2_cpu": table2_cpu, "table2_cpu_diagnostics": table2_cpu_diagnostics}
+# renderer -> its file under ROOT, where that is not results/NAME.json
+RESULTS_FILES = {"table2_cpu": "results/table2_cpu/summary.json",
+                 "table2_cpu_diagnostics": "results/table2_cpu/summary.json"}
 
 
 def render(readme: str) -> str:
@@ -153,7 +219,7 @@ def render(readme: str) -> str:
         name = match.group(1)
         if name not in RENDERERS:
             sys.exit(f"README block results:{name} has no renderer in scripts/readme_tables.py")
-        path = ROOT / "results" / f"{name}.json"
+        path = ROOT / RESULTS_FILES.get(name, f"results/{name}.json")
         if not path.is_file():
             sys.exit(f"README block results:{name} needs {path.relative_to(ROOT)}; run the experiment that writes it")
         body = RENDERERS[name](json.loads(path.read_text()))

@@ -181,7 +181,9 @@ def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "tes
         judge_lm: optional LM for the factual LLM judge, logged as `judge_accuracy/<benchmark>`.
         log_to_mlflow: log metrics (+ the JSONL files) to the active run, or to a new run `run_name`.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from agentdistill.progress import Progress
 
     if isinstance(benchmarks, str):
         benchmarks = [benchmarks]

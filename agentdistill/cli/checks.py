@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from agentdistill.cli.config import Config, ModelConfig
+from agentdistill.cli.errors import Problem
 
 
 def _offline() -> bool:
@@ -74,7 +75,7 @@ def index_problem(index: str, where: str) -> str | None:
     try:
         resolve_index(index)
     except IndexNotFoundError as e:
-        return f"{where}: {e}"
+        return Problem.from_error(f"{where}: {e}", e)
     return None
 
 
@@ -92,7 +93,7 @@ def store_problem(uri: str | None, where: str = "") -> str | None:
     try:
         check_store(uri, where=where)
     except TrackingStoreError as e:
-        return str(e)
+        return Problem.from_error(str(e), e)
     return None
 
 
@@ -105,12 +106,12 @@ def data_problems(cfg: Config) -> list[str]:
     try:
         load_evalsets(cfg)
     except (BenchmarkNotFoundError, BenchmarkFormatError) as e:
-        problems.append(f"[eval] benchmarks: {e}")
+        problems.append(Problem.from_error(f"[eval] benchmarks: {e}", e))
     if needs_trainset(cfg):
         try:
             load_trainset(cfg)
         except (BenchmarkNotFoundError, BenchmarkFormatError) as e:
-            problems.append(f"[trainset] {'file' if cfg.trainset.file else 'benchmark'}: {e}")
+            problems.append(Problem.from_error(f"[trainset] {'file' if cfg.trainset.file else 'benchmark'}: {e}", e))
     return problems
 
 

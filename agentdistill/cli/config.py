@@ -8,16 +8,16 @@ folder first, then from the working folder; [run] output_dir is relative to the 
 
 Tables and keys (all optional except [teacher] and [student] model names; see configs/quickstart.toml):
 
-    [run]       experiment, output_dir, seed, threads, tracking_uri
+    [run]       experiment, output_dir, seed, threads, tracking_uri, publish_dir
     [task]      family ("math" | "factual"), max_steps, max_tokens
     [teacher]   model, api_base, server, backend, api_key_env, temperature, max_tokens
     [student]   model, api_base, server, backend, trained_backend, base_model, temperature, max_tokens
     [trainset]  benchmark | file, split, limit, data_dir
     [retrieval] index | url, k, mode           (factual tasks: the search tool's index or server)
-    [distill]   variants, first_thought_prefix, teacher_threads
+    [distill]   variants, first_thought_prefix, teacher_threads, seed_store
     [sft]       any field of agentdistill.optimizers SFT (lora_r, epochs, learning_rate, max_length, ...)
     [eval]      benchmarks, limit, split, data_dir, judge_model
-    [sag]       enabled, programs, n, temperature, top_p
+    [sag]       enabled, programs, variants, n, temperature, top_p
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 DEFAULT_VARIANTS = ("student-cot", "student-agent", "cot-distill", "agent-distill")
 # the teacher's own rows: the ceiling the student is distilled towards (evaluated, never trained)
-VARIANTS = DEFAULT_VARIANTS + ("teacher-cot", "teacher-agent")
+VARIANTS = DEFAULT_VARIANTS + ("teacher-cot", "teacher-agent", "agent-distill+ftp")
 VARIANT_DOC = {
     "student-cot": "the student before distillation, chain-of-thought prompting",
     "student-agent": "the student before distillation, as a code agent",
@@ -41,7 +41,9 @@ VARIANT_DOC = {
     "agent-distill": "the student after AgentDistill (SFT on the teacher's code-agent trajectories)",
     "teacher-cot": "the teacher, chain-of-thought prompting (reference: not trained)",
     "teacher-agent": "the teacher as a code agent (reference: the behaviour agent-distill imitates)",
+    "agent-distill+ftp": "the student after AgentDistill on trajectories seeded by the first-thought prefix",
 }
+SAG_SUFFIX = "+sag"  # a row of the results table: a variant, or a variant wrapped in SelfConsistency
 
 
 class ConfigError(ValueError):
@@ -55,6 +57,8 @@ class RunConfig:
     seed: int = 0
     threads: int = 1  # evaluation threads
     tracking_uri: str = ""  # "" -> $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
+    publish_dir: str = ""  # also write the summary (summary.json: every cell with n and 95% intervals) here, e.g.
+    # "results/table2_cpu" for the README's tables (scripts/readme_tables.py)
 
 
 @dataclass
@@ -101,6 +105,8 @@ class DistillConfig:
     variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     first_thought_prefix: bool = True  # seed the teacher's first step with its own first thought
     teacher_threads: int = 1  # concurrent teacher episodes while collecting trajectories
+    seed_store: str = ""  # a teacher store file (e.g. committed with the repo) merged into the job's store first: the
+    # teacher is asked only for what it lacks under the current settings (`distill --regenerate-teacher` skips it)
 
 
 @dataclass
@@ -117,6 +123,7 @@ class SagConfig:
     enabled: bool = True  # also evaluate variants wrapped in SelfConsistency
     programs: list = field(default_factory=lambda: ["agent", "cot"])  # which kinds get a +sag row ("cot": answer
     # voting, classic self-consistency; "agent": the paper's self-consistent action generation)
+    variants: list = field(default_factory=list)  # only these variants get a +sag row ([]: every one of `programs`)
     n: int = 8
     temperature: float = 0.4
     top_p: float = 0.8
@@ -124,7 +131,24 @@ class SagConfig:
 
 def program_kind(variant: str) -> str:
     """"cot" or "agent": the program a variant evaluates (student-cot, teacher-cot, cot-distill -> "cot")."""
+    variant = variant_of(variant)
     return "cot" if variant.endswith("-cot") or variant == "cot-distill" else "agent"
+
+
+def variant_of(row: str) -> str:
+    """The variant a results row evaluates: "agent-distill+ftp+sag" -> "agent-distill+ftp"."""
+    return row.removesuffix(SAG_SUFFIX)
+
+
+def is_distilled(variant: str) -> bool:
+    """cot-distill, agent-distill(+ftp) are compiled (teacher outputs + SFT); the other variants are only evaluated."""
+    return "-distill" in variant_of(variant)
+
+
+def uses_prefix(variant: str, cfg: "Config") -> bool:
+    """Whether an agent-distill variant's teacher trajectories start from the first-thought prefix."""
+    variant = variant_of(variant)
+    return variant == "agent-distill+ftp" or (variant == "agent-distill" and cfg.distill.first_thought_prefix)
 
 
 @dataclass
@@ -146,8 +170,8 @@ class Config:
         out = []
         for v in self.distill.variants:
             out.append(v)
-            if self.sag.enabled and program_kind(v) in self.sag.programs:
-                out.append(f"{v}+sag")
+            if self.sag.enabled and program_kind(v) in self.sag.programs and v in (self.sag.variants or [v]):
+                out.append(v + SAG_SUFFIX)
         return out
 
     def sft_settings(self):
@@ -263,6 +287,10 @@ def _check_values(cfg: Config) -> None:
                               .replace("valid keys", "valid variants"))
     if not cfg.distill.variants:
         raise ConfigError(f"[distill] variants is empty; choose from {', '.join(VARIANTS)}")
+    if {"agent-distill", "agent-distill+ftp"} <= set(cfg.distill.variants) and cfg.distill.first_thought_prefix:
+        raise ConfigError("[distill] variants lists agent-distill and agent-distill+ftp, but first_thought_prefix = "
+                          "true makes them the same run; set first_thought_prefix = false (agent-distill then "
+                          "trains on trajectories without the prefix)")
     if not cfg.eval.benchmarks:
         raise ConfigError("[eval] benchmarks is empty; e.g. benchmarks = [\"math500\", \"gsm-hard\"]")
     try:
@@ -284,6 +312,13 @@ def _check_values(cfg: Config) -> None:
     if not cfg.sag.programs or set(cfg.sag.programs) - {"agent", "cot"}:
         raise ConfigError(f"[sag] programs must list 'agent' and/or 'cot', got {cfg.sag.programs!r}")
     positive("distill", "teacher_threads", cfg.distill.teacher_threads)
+    if cfg.distill.seed_store and not Path(cfg.distill.seed_store).is_file():
+        raise ConfigError(f"[distill] seed_store {cfg.distill.seed_store!r} does not exist (a relative path is read "
+                          "from the config file's folder, then from the folder you run in); remove the key to "
+                          "let the teacher generate everything")
+    for v in cfg.sag.variants:
+        if v not in cfg.distill.variants:
+            raise ConfigError(f"[sag] variants: {v!r} is not in [distill] variants ({', '.join(cfg.distill.variants)})")
     if not 0 < cfg.sag.top_p <= 1:
         raise ConfigError(f"[sag] top_p must be in (0, 1], got {cfg.sag.top_p}")
     if cfg.task.family == "factual" and not (cfg.retrieval.index or cfg.retrieval.url):
@@ -336,6 +371,7 @@ def _resolve_inputs(cfg: Config, folder: Path) -> None:
     cfg.eval.benchmarks = [_from_folder(b, folder) if b.endswith((".json", ".jsonl")) else b
                            for b in cfg.eval.benchmarks]
     cfg.retrieval.index = _from_folder(cfg.retrieval.index, folder)
+    cfg.distill.seed_store = _from_folder(cfg.distill.seed_store, folder)
     for model in (cfg.teacher, cfg.student):
         model.model = _from_folder(model.model, folder)
         model.base_model = _from_folder(model.base_model, folder)

@@ -26,8 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentdistill.cli.config import (VARIANT_DOC, Config, ConfigError, ModelConfig, api_key, load_config,
-                                     program_kind)
+from agentdistill.cli.config import (VARIANT_DOC, Config, ConfigError, ModelConfig, api_key, is_distilled,
+                                     load_config, program_kind, uses_prefix, variant_of)
 
 
 def register(subparsers) -> None:
@@ -37,6 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate the config and print what would run")
     p.add_argument("--variants", nargs="+", metavar="VARIANT",
                    help="run only these variants (overrides [distill] variants)")
+    p.add_argument("--stage", choices=["all", "teacher"], default="all",
+                   help="teacher: only collect the teacher outputs of the distilled variants into the job's store "
+                        "(resumable; a later full run reuses them), nothing trained or evaluated")
+    p.add_argument("--regenerate-teacher", action="store_true",
+                   help="do not merge [distill] seed_store: the teacher generates what the job's store lacks (delete "
+                        "<output_dir>/teacher_store.jsonl first if an earlier run merged the committed set)")
     p.add_argument("--fresh", action="store_true",
                    help="new MLflow runs for everything (default: a rerun of the same job reuses the variants that "
                         "finished and continues the runs an interrupted attempt left)")
@@ -130,11 +136,6 @@ def load_evalsets(cfg: Config) -> dict:
 # ----------------------------------------------------------------------------- the job
 
 
-def is_distilled(variant: str) -> bool:
-    """cot-distill / agent-distill are compiled (teacher trajectories + SFT); the other variants are only evaluated."""
-    return variant.endswith("-distill")
-
-
 def needs_teacher(cfg: Config) -> bool:
     """Any variant but the plain student needs the teacher LM (to distill from, or as the reference row)."""
     return any(not v.startswith("student-") for v in cfg.distill.variants)
@@ -148,9 +149,6 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
                     track: bool = True):
     """The program of a variant: the plain student or teacher, or the student compiled by AgentDistill / CoTDistill
     (track: the optimizer logs into the active MLflow run)."""
-    from agentdistill import optimizers
-    from agentdistill.benchmarks import answer_correct
-
     kind = program_kind(variant)
     student = make_program(kind, cfg, search, max_tokens=cfg.student.max_tokens or None)
     student.set_lm(student_lm)
@@ -160,20 +158,73 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
     teacher.set_lm(teacher_lm)
     if variant.startswith("teacher-"):
         return teacher
+    return teleprompter_for(variant, cfg, out, track).compile(student, trainset=trainset, teacher=teacher)
+
+
+def teleprompter_for(variant: str, cfg: Config, out: Path, track: bool = True):
+    """The AgentDistill / CoTDistill of a distilled variant, on the job's one teacher store."""
+    from agentdistill import optimizers
+    from agentdistill.benchmarks import answer_correct
+
     sft = dict(cfg.sft)
     sft.setdefault("output_dir", str(out / variant / "sft"))
     sft.setdefault("seed", cfg.run.seed)
     sft = optimizers.SFT(**sft)
-    cls = optimizers.AgentDistill if variant == "agent-distill" else optimizers.CoTDistill
+    cls = optimizers.AgentDistill if program_kind(variant) == "agent" else optimizers.CoTDistill
     # one store for every variant of the job: agent-distill's first-thought prefixes come from the same teacher CoT
     # answers that cot-distill trains on (same prompt, same key), so the teacher writes them once
-    teleprompter = cls(**_kwargs_for(cls, metric=answer_correct, first_thought_prefix=cfg.distill.first_thought_prefix,
-                                     sft=sft, num_threads=cfg.distill.teacher_threads,
-                                     store=str(out / "teacher_store.jsonl"),
-                                     cot_instructions=make_program("cot", cfg).instructions,
-                                     student_model=cfg.student.base_model or None,
-                                     backend=cfg.student.trained_backend or None, track=track))
-    return teleprompter.compile(student, trainset=trainset, teacher=teacher)
+    return cls(**_kwargs_for(cls, metric=answer_correct, first_thought_prefix=uses_prefix(variant, cfg),
+                             sft=sft, num_threads=cfg.distill.teacher_threads,
+                             store=str(out / "teacher_store.jsonl"),
+                             cot_instructions=make_program("cot", cfg).instructions,
+                             student_model=cfg.student.base_model or None,
+                             backend=cfg.student.trained_backend or None, track=track))
+
+
+def seed_teacher_store(cfg: Config, out: Path, console) -> int:
+    """Merge [distill] seed_store (a committed set of teacher outputs) into the job's store; says what it did."""
+    from rich.markup import escape
+
+    from agentdistill.optimizers.store import TrajectoryStore
+
+    if not cfg.distill.seed_store:
+        return 0
+    added = TrajectoryStore(out / "teacher_store.jsonl").merge_from(cfg.distill.seed_store)
+    console.print(f"teacher outputs: {added} records merged from {escape(cfg.distill.seed_store)} (committed, made by "
+                  "the teacher with these settings; only those whose settings match are used: the teacher is asked "
+                  "for the rest). `--regenerate-teacher` skips the merge.", highlight=False)
+    return added
+
+
+def generate_teacher_outputs(cfg: Config, console=None) -> dict[str, dict]:
+    """The teacher stage alone (`distill --stage teacher`): every distilled variant's teacher outputs (CoT answers,
+    prefixes, trajectories) into the job's store, nothing trained. Resumable: what the store holds is not asked
+    again, so a killed run continues where it stopped. Returns {variant: {"tasks", "stored_before", "seconds"}}."""
+    from rich.console import Console
+
+    console = console or Console()
+    out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_teacher_store(cfg, out, console)
+    trainset = load_trainset(cfg)
+    search = make_search(cfg) if cfg.task.family == "factual" else None
+    teacher_lm = make_lm(cfg.teacher, cfg.task.max_tokens)
+    report = {}
+    for variant in [v for v in cfg.distill.variants if is_distilled(v)]:
+        kind = program_kind(variant)
+        teacher = make_program(kind, cfg, search, max_tokens=cfg.teacher.max_tokens or None)
+        teacher.set_lm(teacher_lm)
+        teleprompter = teleprompter_for(variant, cfg, out, track=False)
+        console.rule(f"[bold]teacher outputs for {variant}[/bold] ({len(trainset)} tasks)")
+        start = time.perf_counter()
+        records = teleprompter.generate(trainset, teacher)
+        stats = teleprompter.last_stats if kind == "agent" else {}
+        report[variant] = {"tasks": len(records), "seconds": time.perf_counter() - start,
+                           "reused": stats.get("reused_trajectories"), "errors": stats.get("teacher_errors")}
+        console.print(f"{variant}: {len(records)} teacher outputs in {out / 'teacher_store.jsonl'} "
+                      f"({report[variant]['seconds']:.0f} s)", highlight=False)
+    return report
+
 
 
 def _commit() -> str:
@@ -237,6 +288,8 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
     uri = cfg.run.tracking_uri or tracking.default_tracking_uri()
     runs = JobRuns(cfg.run.experiment, uri, job_key(cfg, fresh))  # refuses a job another live process runs
     out.mkdir(parents=True, exist_ok=True)
+    if needs_trainset(cfg):
+        seed_teacher_store(cfg, out, console)
     evalsets = load_evalsets(cfg)
     trainset = load_trainset(cfg) if needs_trainset(cfg) else []
     search = make_search(cfg) if cfg.task.family == "factual" else None
@@ -303,7 +356,7 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
 
     for variant in cfg.distill.variants:
         console.rule(f"[bold]{variant}[/bold]: {VARIANT_DOC[variant]}")
-        names = [name for name in rows if name.split("+")[0] == variant]
+        names = [name for name in rows if variant_of(name) == variant]
         if all(runs.finished(name) is not None for name in names):
             for name in names:
                 reuse(name, runs.finished(name))
@@ -361,6 +414,7 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
            "wall_seconds": time.monotonic() - job_start}
     (out / "results.json").write_text(json.dumps({"results": results, "answered": answered, "seconds": timings,
                                                   "failed": failures, "run": run}, indent=2))
+    write_job_summary(cfg, out, evalsets, [name for name in rows if name in results], console)
     chart = compare.bar_chart(table, out / "comparison.png")
     compare.log_comparison(table, chart, out / "results.md", runs=runs)
     for name in runs.close_leftovers():
@@ -368,13 +422,39 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
                       highlight=False)
     for variant, error in failures.items():
         console.print(f"[red]not in the table: {escape(variant)}[/red] ({escape(error)})", highlight=False)
-    console.print(f"results: {escape(str(out / 'results.md'))}, chart: {escape(str(chart))}; compare later with "
+    console.print(f"results: {escape(str(out / 'results.md'))}, {escape(str(out / 'summary.json'))}, chart: "
+                  f"{escape(str(chart))}; compare later with "
                   f"`agentdistill compare {escape(cfg.run.experiment)} {escape('[--metric answered]')}`",
                   highlight=False)
     if runs.lost is not None:
         print_warning(console, f"{runs.lost}: what ran after that is not in MLflow; the results are in {out}/ "
                                "(results.md, results.json, eval/<variant>/<benchmark>.jsonl)")
     return results
+
+
+def write_job_summary(cfg: Config, out: Path, evalsets: dict, rows: list[str], console) -> dict:
+    """<output_dir>/summary.json (and [run] publish_dir/summary.json): every cell with n and its 95% interval, the
+    paired comparisons, the diagnostics (agentdistill.benchmarks.summary); prints the paired comparisons."""
+    from rich.markup import escape
+
+    from agentdistill.benchmarks.summary import summarize, write_summary
+
+    rows = [r for r in rows if any((out / "eval" / r).glob("*.jsonl"))]  # a row reused from MLflow alone has none
+    if not rows:
+        return {}
+    benchmarks = [b for b in evalsets if any((out / "eval" / r / f"{b}.jsonl").is_file() for r in rows)]
+    summary = summarize(out, benchmarks=benchmarks, rows=rows, settings=cfg.to_dict(), commit=_commit(),
+                        teacher=cfg.teacher.model, student=cfg.student.model,
+                        extra={"experiment": cfg.run.experiment, "load_average": list(os.getloadavg())})
+    write_summary(summary, out / "summary.json")
+    if cfg.run.publish_dir:
+        write_summary(summary, Path(cfg.run.publish_dir) / "summary.json")
+    for pair, d in summary["paired"].items():
+        console.print(f"{escape(pair)}: {100 * d['diff']:+.1f} points (95% CI {100 * d['ci_low']:+.1f} to "
+                      f"{100 * d['ci_high']:+.1f}, {d['n']} paired questions)"
+                      + ("" if d["ci_low"] > 0 or d["ci_high"] < 0 else ": the interval includes 0"),
+                      highlight=False)
+    return summary
 
 
 def describe(cfg: Config, console) -> None:
@@ -401,6 +481,10 @@ def describe(cfg: Config, console) -> None:
         src = cfg.trainset.file or f"{cfg.trainset.benchmark} ({cfg.trainset.split})"
         row("trainset", f"{len(train)} questions from {src}; first-thought prefix: "
                         f"{cfg.distill.first_thought_prefix}; teacher threads: {cfg.distill.teacher_threads}")
+        if cfg.distill.seed_store:
+            row("teacher store", f"{cfg.distill.seed_store} merged into {cfg.run.output_dir}/teacher_store.jsonl first "
+                                 "(committed teacher outputs: the teacher is asked only for what it lacks; "
+                                 "--regenerate-teacher skips the merge)")
         sft = ", ".join(f"{k}={v}" for k, v in cfg.sft.items()) or "defaults"
         row("sft", f"{sft} (other fields: SFT defaults; checkpoints under {cfg.run.output_dir}/<variant>/sft)")
     if cfg.task.family == "factual":
@@ -408,7 +492,7 @@ def describe(cfg: Config, console) -> None:
     row("evaluation", ", ".join(f"{b} ({len(v)})" for b, v in evalsets.items()) + f"; threads {cfg.run.threads}")
     row("SAG", f"n={cfg.sag.n}, temperature={cfg.sag.temperature}, top_p={cfg.sag.top_p}, for "
         f"{' and '.join(cfg.sag.programs)} programs" if cfg.sag.enabled else "off")
-    row("variants", "\n".join(f"{v}: {VARIANT_DOC[v.split('+')[0]]}" + (" + self-consistency" if "+" in v else "")
+    row("variants", "\n".join(f"{v}: {VARIANT_DOC[variant_of(v)]}" + (" + self-consistency" if v != variant_of(v) else "")
                               for v in cfg.variants()))
     row("MLflow", f"{cfg.run.tracking_uri or tracking.default_tracking_uri()}, experiment {cfg.run.experiment!r}, "
                   "one run per variant (a rerun of the same job continues its runs)")
@@ -431,6 +515,8 @@ def main(args) -> int:
         if bad:
             raise ConfigError(f"--variants: unknown {', '.join(bad)}; choose from {', '.join(VARIANTS)}")
         cfg.distill.variants = list(args.variants)
+    if args.regenerate_teacher:
+        cfg.distill.seed_store = ""
     problems = checks.job_problems(cfg)  # what the run would fail on, before any work (the dry run's checks)
     if problems:
         raise Problems(problems, " found by the dry run" if args.dry_run else ", so the job did not start")
@@ -440,6 +526,10 @@ def main(args) -> int:
                       "output folder, tracking store and question files were checked)")
         return 0
     start = time.perf_counter()
+    if args.stage == "teacher":
+        generate_teacher_outputs(cfg, console)
+        console.print(f"teacher stage done in {(time.perf_counter() - start) / 60:.1f} min")
+        return 0
     results = run_job(cfg, console, fresh=args.fresh)
     console.print(f"done in {(time.perf_counter() - start) / 60:.1f} min")
     return 0 if len(results) == len(cfg.variants()) else 1  # 1: some variant failed (named above the table)

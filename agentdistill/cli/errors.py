@@ -15,6 +15,18 @@ class UserError(Exception):
     """A problem the user can fix (a name, a path, a setting); the message says what, where and the fix."""
 
 
+class Problem(str):
+    """One line of `Problems`, keeping the exception it was found from (shown with --debug)."""
+
+    cause: BaseException | None = None
+
+    @classmethod
+    def from_error(cls, text: str, cause: BaseException) -> "Problem":
+        problem = cls(text)
+        problem.cause = cause
+        return problem
+
+
 class Problems(UserError):
     """Several problems found at once (the checks before a run); each is one line."""
 
@@ -66,6 +78,13 @@ def report(console, error: BaseException, debug: bool) -> int:
     """Print a user error (with its traceback when `debug`); the exit status 2."""
     if debug:
         console.print_exception()
+        for problem in getattr(error, "problems", []):  # the checks' problems: the exceptions they came from
+            if getattr(problem, "cause", None) is not None:
+                from rich.traceback import Traceback
+
+                console.print(f"found from {type(problem.cause).__name__}:", highlight=False)
+                console.print(Traceback.from_exception(type(problem.cause), problem.cause,
+                                                       problem.cause.__traceback__))
     print_error(console, str(error), label=label_for(error))
     if not debug:
         console.print("(rerun with --debug for the Python traceback)", highlight=False, style="dim")

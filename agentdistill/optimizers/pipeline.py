@@ -34,7 +34,9 @@ def run_threads(fn: Callable[[Any], Any], items: list, num_threads: int, descrip
     Returns results in item order; an exception in fn is returned as {"error": "<Type>: <msg>"} (logged), so one
     failing task does not lose the others' work.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from agentdistill.progress import Progress
 
     def guarded(item):
         try:

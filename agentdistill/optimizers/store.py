@@ -230,5 +230,19 @@ class TrajectoryStore:
             f.flush()
             os.fsync(f.fileno())
 
+    def merge_from(self, other: str | os.PathLike) -> int:
+        """Append the records of another store file that this one lacks (e.g. a committed set of teacher
+        trajectories); returns how many were added. Only records whose keys the current settings produce are ever
+        read back, so a file made with other settings adds lines that nothing uses."""
+        source = TrajectoryStore(other)
+        if not source.path.is_file():
+            raise FileNotFoundError(f"teacher store {source.path} does not exist")
+        added = 0
+        for rec in source.records():
+            if not self.has(rec["kind"], rec["example_id"], rec["settings_hash"]):
+                self.put(rec["kind"], rec["example_id"], rec["settings_hash"], rec["data"])
+                added += 1
+        return added
+
     def __repr__(self) -> str:
         return f"TrajectoryStore({str(self.path)!r}, records={len(self)})"

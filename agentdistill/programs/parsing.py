@@ -17,6 +17,9 @@ _FENCE = re.compile(r"```[ \t]*(python3?|py|Python)?[ \t]*\n", re.MULTILINE)
 _CLOSE = re.compile(r"^[ \t]*```", re.MULTILINE)
 _THOUGHT_LABEL = re.compile(r"^\s*(?:\*\*)?thought(?:\*\*)?\s*:\s*", re.IGNORECASE)
 _ANSWER_LINE = re.compile(r"^[ \t*#]*(?:final[ \t]+)?answer[ \t*]*:[ \t*]*(.*)$", re.IGNORECASE | re.MULTILINE)
+# "The final answer is: 15." (Minerva's phrase; small CoT students end this way instead of an "Answer:" line)
+_ANSWER_SENTENCE = re.compile(r"\b(?:final\s+)?answer\s+is\s*:?[ \t*]*([^\n]+?)[ \t*]*\.?[ \t]*$",
+                              re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass
@@ -61,7 +64,8 @@ class ParsedAnswer:
 
 
 def parse_cot(raw: str) -> ParsedAnswer:
-    """Reasoning, then the last "Answer: ..." line (or, failing that, the last \\boxed{...})."""
+    """Reasoning, then the last "Answer: ..." line (or, failing that, the last \\boxed{...}, then the last "the
+    (final) answer is ..." sentence ending a line)."""
     matches = list(_ANSWER_LINE.finditer(raw))
     if matches:
         last = matches[-1]
@@ -71,6 +75,9 @@ def parse_cot(raw: str) -> ParsedAnswer:
     boxed = last_boxed(raw)
     if boxed is not None:
         return ParsedAnswer(raw, raw.strip(), boxed, None)
+    sentences = list(_ANSWER_SENTENCE.finditer(raw))
+    if sentences and sentences[-1].group(1).strip():
+        return ParsedAnswer(raw, raw[: sentences[-1].start()].strip(), sentences[-1].group(1).strip(), None)
     return ParsedAnswer(raw, raw.strip(), None, 'no "Answer: ..." line in the reply')
 
 

@@ -27,8 +27,8 @@ def test_shipped_configs_are_valid(name):
 
 def test_quickstart_variants_cover_before_after_and_sag():
     cfg = load_config(ROOT / "configs" / "quickstart.toml")
-    assert cfg.variants() == ["student-cot", "student-agent", "student-agent+sag", "cot-distill",
-                              "agent-distill", "agent-distill+sag"]  # SAG: self-consistent *action* generation
+    assert cfg.variants() == ["student-cot", "student-agent", "cot-distill", "agent-distill",
+                              "agent-distill+sag"]  # SAG: self-consistent *action* generation
 
 
 def test_sag_rows_follow_the_sag_programs():
@@ -118,3 +118,41 @@ def test_a_path_relative_to_the_working_folder_still_works():
     # configs/smoke.toml names its trainset from the repository root, where the README runs it
     cfg = load_config(ROOT / "configs" / "smoke.toml")
     assert Path(cfg.trainset.file).is_file()
+
+
+def test_the_prefix_variant_next_to_agent_distill_needs_the_prefix_off_there():
+    data = {"teacher": {"model": "t"}, "student": {"model": "s"},
+            "distill": {"variants": ["agent-distill", "agent-distill+ftp"]}}
+    with pytest.raises(ConfigError, match="first_thought_prefix = false"):
+        parse_config(data)
+    data["distill"]["first_thought_prefix"] = False
+    assert parse_config(data).distill.variants == ["agent-distill", "agent-distill+ftp"]
+    with pytest.raises(ConfigError, match=r"\[sag\] variants: 'cot-distill' is not in"):
+        parse_config({**data, "sag": {"variants": ["cot-distill"]}})
+
+
+def test_the_committed_quickstart_store_covers_the_quickstart_under_the_current_settings(tmp_path):
+    # a fresh clone's quickstart asks the teacher nothing: every trainset task has its CoT answer and trajectory
+    # under the keys today's code makes (a change to prompts, templates or teacher settings fails here: regenerate
+    # with `agentdistill distill configs/quickstart.toml --stage teacher --regenerate-teacher` and commit the store)
+    from agentdistill.cli import distill
+    from agentdistill.optimizers.first_thought import prefix_solver  # noqa: F401  (the key's pieces import it)
+    from agentdistill.optimizers.store import TrajectoryStore, example_id
+
+    cfg = load_config(ROOT / "configs" / "quickstart.toml")
+    store = TrajectoryStore(cfg.distill.seed_store)
+    train = distill.load_trainset(cfg)
+    teacher_lm = distill.make_lm(cfg.teacher, cfg.task.max_tokens)  # lazy: no weights are loaded
+    for variant in ("agent-distill", "cot-distill"):
+        kind = "agent" if variant == "agent-distill" else "cot"
+        teacher = distill.make_program(kind, cfg, max_tokens=cfg.teacher.max_tokens or None)
+        teacher.set_lm(teacher_lm)
+        tp = distill.teleprompter_for(variant, cfg, tmp_path, track=False)
+        if kind == "agent":
+            from agentdistill.optimizers.agent_distill import _without_final_ask
+
+            key, record = tp.trajectory_settings(_without_final_ask(teacher), teacher_lm), "trajectory"
+        else:
+            key, record = tp.answer_settings(teacher, teacher_lm), "cot"
+        missing = [ex.id for ex in train if not store.has(record, example_id(ex), key)]
+        assert not missing, f"{variant}: the committed store lacks {len(missing)} of {len(train)} tasks"

@@ -11,7 +11,8 @@ def test_dry_run_prints_the_plan(capsys):
     assert main(["distill", str(ROOT / "configs" / "quickstart.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     for text in ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "32 questions from math_medium (train)",
-                 "math500 (3), gsm-hard (3)", "agent-distill+sag", "student-cot", "n=3", "config OK"]:
+                 "math500 (3), gsm-hard (3)", "agent-distill+sag", "student-cot", "n=3", "config OK",
+                 "quickstart_teacher_store.jsonl"]:
         assert text in out, text
 
 

@@ -57,6 +57,11 @@ def test_job_runs_variants_and_logs_everything(mlflow_store, tmp_path, monkeypat
     client = mlflow.MlflowClient()
     config = client.download_artifacts(runs["student-cot"].info.run_id, "config/config.json", str(tmp_path / "dl"))
     assert json.loads(Path(config).read_text())["eval"]["limit"] == 3
+    # the summary: every cell with n and its Wilson interval, the same file in [run] publish_dir when set
+    summary = json.loads((out / "summary.json").read_text())
+    cell = summary["rows"]["student-cot"]["math500"]
+    assert (cell["accuracy"], cell["n"]) == (2 / 3, 3) and cell["ci_low"] < 2 / 3 < cell["ci_high"]
+    assert summary["rows"]["student-cot"]["average"]["n"] == 6 and summary["student"] == "scripted"
 
 
 def test_job_agent_variant_runs_the_real_agent_loop(mlflow_store, tmp_path, monkeypatch):
@@ -172,3 +177,57 @@ def test_distill_variants_share_one_teacher_store_and_cot_key(tmp_path, monkeypa
     for variant in ("cot-distill", "agent-distill"):
         distill.compile_variant(variant, cfg, lm, lm, [], search if family == "factual" else None, tmp_path / "out")
     assert seen["AgentDistill"] == seen["CoTDistill"]
+
+
+def test_the_teacher_stage_fills_the_store_once_and_the_prefix_variant_gets_its_own_trajectories(tmp_path,
+                                                                                                 monkeypatch):
+    # `distill --stage teacher`: every distilled variant's teacher outputs, nothing trained; a rerun asks nothing
+    train = load_benchmark("gsm-hard", limit=2)
+    reply = "Thought: multiply.\n```python\nfinal_answer(218983 * 2 * 30)\n```"
+    lm, engine = scripted_lm({train[0].question[:60]: reply})
+    monkeypatch.setattr(distill, "make_lm", lambda model, default_max_tokens=512: lm)
+    cfg = parse_config({
+        "run": {"output_dir": str(tmp_path / "out")}, "task": {"max_steps": 1},
+        "teacher": {"model": "scripted"}, "student": {"model": "scripted"},
+        "trainset": {"benchmark": "gsm-hard", "split": "test", "limit": 2},
+        "distill": {"variants": ["student-agent", "agent-distill", "agent-distill+ftp", "cot-distill"],
+                    "first_thought_prefix": False},
+    })
+    report = distill.generate_teacher_outputs(cfg, Console(record=True, width=150))
+    assert list(report) == ["agent-distill", "agent-distill+ftp", "cot-distill"]
+    records = [json.loads(line) for line in (tmp_path / "out" / "teacher_store.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in records]
+    # 2 trajectories without the prefix, 2 CoT answers (the prefixes' source, shared with cot-distill), 2 with it
+    assert kinds.count("trajectory") == 4 and kinds.count("cot") == 2
+    assert len({r["settings_hash"] for r in records if r["kind"] == "trajectory"}) == 2
+    calls = engine.calls
+    assert distill.generate_teacher_outputs(cfg, Console(record=True, width=150))["agent-distill"]["reused"] == 2
+    assert engine.calls == calls  # everything came from the store
+
+
+def test_sag_rows_only_for_the_listed_variants():
+    cfg = parse_config({"teacher": {"model": "t"}, "student": {"model": "s"},
+                        "distill": {"variants": ["student-agent", "agent-distill", "agent-distill+ftp"],
+                                    "first_thought_prefix": False},
+                        "sag": {"programs": ["agent"], "variants": ["agent-distill", "agent-distill+ftp"]}})
+    assert cfg.variants() == ["student-agent", "agent-distill", "agent-distill+sag", "agent-distill+ftp",
+                              "agent-distill+ftp+sag"]
+
+
+def test_a_committed_seed_store_spares_the_teacher(tmp_path, monkeypatch):
+    train = load_benchmark("gsm-hard", limit=2)
+    reply = "Thought: multiply.\n```python\nfinal_answer(218983 * 2 * 30)\n```"
+    lm, engine = scripted_lm({train[0].question[:60]: reply})
+    monkeypatch.setattr(distill, "make_lm", lambda model, default_max_tokens=512: lm)
+    base = {"task": {"max_steps": 1}, "teacher": {"model": "scripted"}, "student": {"model": "scripted"},
+            "trainset": {"benchmark": "gsm-hard", "split": "test", "limit": 2},
+            "distill": {"variants": ["agent-distill"], "first_thought_prefix": False}}
+    first = parse_config({**base, "run": {"output_dir": str(tmp_path / "first")}})
+    distill.generate_teacher_outputs(first, Console(record=True, width=150))
+    asked = engine.calls
+    seeded = parse_config({**base, "run": {"output_dir": str(tmp_path / "second")},
+                           "distill": {**base["distill"], "seed_store": str(tmp_path / "first" / "teacher_store.jsonl")}})
+    console = Console(record=True, width=200)
+    report = distill.generate_teacher_outputs(seeded, console)
+    assert engine.calls == asked and report["agent-distill"]["reused"] == 2  # nothing asked again
+    assert "2 records merged from" in console.export_text()

@@ -71,3 +71,5 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path, capsys):
     assert main(["distill", str(cfg), "--debug"]) == 2
     loud = capsys.readouterr()
     assert "not valid JSON (line 1" in loud.out and "Traceback" in loud.out + loud.err
+    # the check found the problem from an exception: --debug shows where that one was raised, in the loader
+    assert "found from BenchmarkFormatError" in loud.out and "loaders.py" in loud.out

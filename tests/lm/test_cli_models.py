@@ -40,3 +40,13 @@ def test_serve_bad_model_is_one_clear_error(capsys):
     assert "'a' is given twice" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["models", "serve", "smollm2-135m-instruct", "--model", "no-equals-sign"])
+
+
+def test_install_by_default_skips_the_float32_folder_of_a_teacher(capsys, monkeypatch):
+    # the teacher only runs on llama.cpp: its float32 folder (6 GB for the 1.5B) is never needed
+    from agentdistill.lm import models
+
+    monkeypatch.setattr(models, "convert", lambda name: pytest.fail(f"converted {name} to float32"))
+    assert main(["models", "install", "qwen2.5-coder-0.5b-instruct"]) == 0
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "GGUF" in out and "tokenizer" in out and "HF folder" not in out

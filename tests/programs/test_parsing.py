@@ -67,6 +67,17 @@ def test_cot_boxed_fallback_and_missing_answer():
     assert missing.answer is None and "Answer:" in missing.parse_error
 
 
+def test_cot_final_answer_sentence_fallback():
+    # small models trained on CoT often end "The final answer is: 15." instead of an "Answer:" line (measured: the
+    # quickstart's CoT-distilled student, every reply); the Minerva-style phrase is the answer, not a parse error
+    assert parse_cot("so 3 * 5 = 15.\n\nThe final answer is: 15.").answer == "15"
+    assert parse_cot("Marin eats 1891.12 apples.\nThe final answer is 1891.12.").answer == "1891.12"
+    assert parse_cot("the answer is $\\frac{3}{4}$").answer == "$\\frac{3}{4}$"
+    parsed = parse_cot("First the answer is 2, then I check.\nSo the final answer is 4")
+    assert parsed.answer == "4" and parsed.parse_error is None
+    assert parse_cot("Answer: 7\nThe final answer is 8").answer == "7"  # an Answer: line wins
+
+
 def test_last_boxed():
     assert last_boxed(r"\boxed{1} then \boxed{x^{2}}") == "x^{2}"
     assert last_boxed(r"\boxed{unclosed") is None

@@ -331,7 +331,9 @@ def build_training_triples(cfg: EncoderTrainConfig, progress=None):
 
 def train_encoder(cfg: EncoderTrainConfig | None = None, progress: bool = True) -> Path:
     """Run the recipe; writes a colbert checkpoint folder (+ agentdistill_checkpoint.json) and returns its path."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from agentdistill.progress import Progress
 
     from agentdistill.tools.retrieval import compat
     from agentdistill.tools.retrieval.frozen_states import frozen_encoder_states

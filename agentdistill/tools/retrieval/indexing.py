@@ -116,7 +116,9 @@ def _run_colbert_indexer(passages: list[Passage], folder: Path, checkpoint: str,
     compat.ensure_colbert()
     from colbert import Indexer
     from colbert.infra import ColBERTConfig, Run
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    from agentdistill.progress import Progress
 
     n = len(passages)
     config = ColBERTConfig(nbits=settings["nbits"], doc_maxlen=settings["doc_maxlen"],

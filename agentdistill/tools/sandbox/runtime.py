@@ -95,6 +95,7 @@ class Runtime:
         for name, doc in tool_docs.items():
             self.ns[name] = self._tool_proxy(name, doc)
         self.ns["final_answer"] = self._final_answer
+        self.bindings = {name: self.ns[name] for name in (*tool_docs, "final_answer")}
         self.in_step = False
         self.step_pid = None
         self.private_fds: list[int] = []  # the worker's own fds (channel, commit pipe): closed in code's forks
@@ -195,10 +196,26 @@ class Runtime:
         return self._finish(res, out)
 
     def _finish(self, res: dict, out: _CappedWriter) -> dict:
-        res["stdout"] = out.text()
+        note = self._restore_bindings()
+        res["stdout"] = out.text() + ("\n" if note and out.text() else "") + note
         res["is_final"] = self.final_called
         res["final_answer"] = self.final_value if self.final_called else None
         return res
+
+
+    def _restore_bindings(self) -> str:
+        """Put back the tools (and final_answer) the step's code replaced; the note says so to the model.
+
+        Small models copy the system prompt's tool stubs (`def final_answer(answer) -> None: ...`): the no-op would
+        then swallow every later call. Restored after the step, so the step's own code ran as written."""
+        replaced = [name for name, fn in self.bindings.items() if self.ns.get(name) is not fn]
+        for name in replaced:
+            self.ns[name] = self.bindings[name]
+        if not replaced:
+            return ""
+        names = ", ".join(f"`{n}`" for n in replaced)
+        return (f"Note: your code redefined {names}, which the environment provides; restored. Call them, do not "
+                "define them.")
 
 
 def _raise_timeout(signum, frame):

@@ -261,3 +261,15 @@ def test_common_libraries_work_inside(ep):
     assert r.value == "([-2, 2], 1.0, 2, '1/2')", r.error
     r = ep.run("import tempfile, os\nd = tempfile.mkdtemp()\nd.startswith(os.getcwd())")
     assert r.value == "True", r.error
+
+
+def test_code_that_redefines_a_tool_gets_it_back_and_is_told(ep):
+    # small students copy the system prompt's stub `def final_answer(answer) -> None: ...`; the no-op then
+    # swallowed every later final_answer(15) (measured: the quickstart's distilled student, 2 of 10 questions)
+    r = ep.run('def final_answer(answer) -> None:\n    """Ends the task with the answer."""\nsearch = 3\nx = 2')
+    assert not r.is_final and not r.error
+    assert "final_answer" in r.stdout and "search" in r.stdout and "restored" in r.stdout
+    assert ep.run("print(search('q', k=1))").stdout.strip() == "['passage 0 about q']"
+    r = ep.run("final_answer(x * 21)")
+    assert r.is_final and r.final_answer == 42
+    assert "restored" not in ep.run("y = 1").stdout  # a step that leaves the tools alone gets no note
