@@ -206,7 +206,21 @@ def table2_cpu_diagnostics(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
+def math_grading(r: dict) -> str:
+    lines = ["| answer pairs | n | ours right | math-verify right | only ours | only math-verify |", "|---|---|---|---|---|---|"]
+    for key, label in r["settings"]["sets"].items():
+        rows = r["sets"][key]["by_rule_or_source"].values()
+        n, ours, mv = (sum(x[f] for x in rows) for f in ("n", "ours_correct", "math_verify_correct"))
+        only_ours, only_mv = (sum(x[f] for x in rows) for f in ("ours_only", "math_verify_only"))
+        lines.append(f"| {label} | {n:,} | {ours:,} | {mv:,} | {only_ours:,} | {only_mv:,} |")
+    lines.append("")
+    lines.append(f"`{r['made_by']}`: math-verify {r['versions']['math-verify']} with its default extraction and "
+                 "verification; for the wrong pairs \"right\" is a false positive; `results/math_grading.json` (the "
+                 "disagreements are listed there).")
+    return "\n".join(lines)
+
+
+RENDERERS = {"math_grading": math_grading, "first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
              "quickstart": quickstart, "retrieval": retrieval, "retrieval_54k": retrieval,
              "table2_cpu": table2_cpu, "table2_cpu_diagnostics": table2_cpu_diagnostics}
 # renderer -> its file under ROOT, where that is not results/NAME.json

@@ -38,7 +38,7 @@ class BenchmarkNotFoundError(FileNotFoundError):
 class BenchmarkSpec:
     name: str
     family: str  # "math" | "factual"
-    stems: dict  # split -> file-name stem before "_<count>_<date>.json" (e.g. "math_500")
+    stems: dict  # split -> file-name stem before "_<count>_<date>.json" (e.g. "math_500"), or a tuple of spellings
     paper_size: int  # number of questions in the paper's evaluation
 
 
@@ -52,7 +52,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("math500", "math", {"test": "math", "train": "math"}, 500),
         BenchmarkSpec("gsm-hard", "math", {"test": "gsm_hard"}, 500),
         BenchmarkSpec("aime", "math", {"test": "aime"}, 90),
-        BenchmarkSpec("olymmath", "math", {"test": "olymmath"}, 200),
+        # the paper's file is olymath_200_20250511.json (one "m"); the dataset's own name has two
+        BenchmarkSpec("olymmath", "math", {"test": ("olymmath", "olymath")}, 200),
         # training questions (train/): MATH levels 3+, and the "medium" MATH set
         BenchmarkSpec("math", "math", {"train": "math", "test": "math"}, 1000),
         BenchmarkSpec("math_medium", "math", {"train": "math_medium"}, 1000),
@@ -60,7 +61,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 ALIASES = {"math-500": "math500", "math_500": "math500", "gsm_hard": "gsm-hard", "gsmhard": "gsm-hard",
            "2wiki": "2wikimultihopqa", "2wikimqa": "2wikimultihopqa", "hotpot": "hotpotqa",
-           "math-medium": "math_medium", "olym": "olymmath"}
+           "math-medium": "math_medium", "olym": "olymmath", "olymath": "olymmath"}
 EVAL_BENCHMARKS = ["hotpotqa", "bamboogle", "musique", "2wikimultihopqa", "math500", "gsm-hard", "aime", "olymmath"]
 
 _MATH_NAMES = re.compile(r"math|gsm|aime|olym|amc|competition", re.IGNORECASE)
@@ -132,14 +133,17 @@ def benchmark_file(name: str, split: str = "test", data_dir=None) -> Path:
             f"benchmark {spec.name!r} has no {split!r} split; it has: {', '.join(spec.stems)}."
         )
     root = find_data_dir(data_dir)
-    stem = re.escape(spec.stems[split])
+    stems = spec.stems[split] if isinstance(spec.stems[split], tuple) else (spec.stems[split],)
+    stem = "(?:" + "|".join(map(re.escape, stems)) + ")"
     pattern = re.compile(rf"^{stem}(?:_\d+)?(?:_\d{{8}})?(?:[-_](?:en|english))?\.jsonl?$", re.IGNORECASE)
-    hits = sorted(p for folder in (root / split, root) if folder.is_dir() for p in folder.iterdir()
-                  if pattern.match(p.name))
+    # newest date last, whichever spelling has it (names alone would sort "olymath_..." before "olymmath_...")
+    hits = sorted((p for folder in (root / split, root) if folder.is_dir() for p in folder.iterdir()
+                   if pattern.match(p.name)), key=lambda p: (re.findall(r"_(\d{8})", p.name)[-1:], p.name))
     if not hits:
+        looked = " or ".join(f"'{s}_<count>_<date>.json'" for s in stems)
         raise BenchmarkNotFoundError(
             f"no {split} file for benchmark {spec.name!r} in {root / split} (looked for "
-            f"'{spec.stems[split]}_<count>_<date>.json'). Fix: put the file there under that name, point "
+            f"{looked}). Fix: put the file there under that name, point "
             f"AGENTDISTILL_DATA / data_dir at the folder that has it, or load it directly with load_file(path)."
         )
     return hits[-1]

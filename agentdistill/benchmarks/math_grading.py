@@ -9,9 +9,10 @@ and parsed by sympy.
 
 Order of checks (cheap first): normalised strings -> plain numbers (relative tolerance 1e-4, the GSM-Hard
 floats) -> structures split here (tuples, sets / answer lists, matrices, equations) -> symbolic leaves
-(sympy: simplify(a - b) == 0, numeric value, intervals and unions). Model output is hostile: the sympy part
-runs in a helper process with a wall-clock timeout (`python -m agentdistill.benchmarks.math_grading --worker`),
-and only whitelisted names reach sympy's parser.
+(sympy: simplify(a - b) == 0, then the numeric value - within the tolerance when a side has decimals, exactly
+when both are exact; intervals and unions). Model output is hostile: the sympy part runs in a helper process
+with a wall-clock timeout (`python -m agentdistill.benchmarks.math_grading --worker`), and only whitelisted
+names reach sympy's parser.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def extract_math_answer(output) -> str:
     for m in re.finditer(r"final_answer\s*\(", text):
         pass
     if m is not None:
-        arg = _balanced(text, m.end() - 1, "(", ")")
+        start = m.end() - 1  # final_answer("(3, 4]"): the brackets in the string literal do not count
+        arg = _balanced(text, start, "(", ")", python=True) or _balanced(text, start, "(", ")")
         if arg is not None:
             try:  # a Python literal: final_answer(42), final_answer("\\frac{1}{2}"), final_answer([1, 2])
                 return extract_math_answer(ast.literal_eval(arg))
@@ -71,10 +73,32 @@ def extract_math_answer(output) -> str:
         ans = re.sub(r"^\$+|\$+$", "", ans.rstrip(".").strip()).strip()
         if ans:
             return ans
-    if len(text) <= 40 and len(text.split()) <= 4:  # already a bare answer ("14/3", "2\\sqrt{3}")
+    if _is_bare_answer(text):  # "14/3", "x^5 - x^4 + x^3 - x^2 + x - 1", a pmatrix, "5x - 7y + 11z + 4 = 0"
         return text
     numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+", text)
     return numbers[-1].replace(",", "") if numbers else text
+
+
+# Words that are math, not prose, in an answer written without LaTeX ("3*sqrt(13)", "(-infinity, 2) U (3, oo)").
+_MATH_WORDS = {"sqrt", "pi", "oo", "inf", "infty", "infinity", "log", "ln", "exp", "sin", "cos", "tan", "sec", "csc",
+               "cot", "asin", "acos", "atan", "arcsin", "arccos", "arctan", "binomial", "factorial", "abs", "root"}
+
+
+def _is_bare_answer(text: str) -> bool:
+    """Is the whole text the answer, with no prose around it?
+
+    Yes for one line of math: no word (three or more letters, lowercase after the first) outside LaTeX commands and
+    \\text{} but function names and units - "14/3", "x^5 - x^4 + x^3 - x^2 + x - 1", a pmatrix, "864 inches^2".
+    (The rule was "at most 40 characters and 4 words", which cut long answers to their last number.) A sentence
+    ("Thought: 4 years", "so 5 apples") is not: its last number is taken, as in Qwen2.5-Math's extraction.
+    """
+    if "=" in text and not re.search(r"[A-Za-z]", text):
+        return False  # "218983*30 = 6569490": a computation shown, the result is its last number
+    if "\n" in text or len(text) > 400:
+        return False
+    t = re.sub(r"\\(?:text[a-z]*|mbox|mathrm|operatorname|begin|end)\s*\{[^{}]*\}|\\[A-Za-z]+", " ", text)
+    return not any(w.lower() not in _MATH_WORDS and not _UNIT_WORD.fullmatch(w)
+                   for w in re.findall(r"[A-Za-z][a-z]{2,}", t))
 
 
 def _format_number(x) -> str:
@@ -83,11 +107,23 @@ def _format_number(x) -> str:
     return repr(x) if isinstance(x, float) else str(x)
 
 
-def _balanced(text: str, start: int, open_ch: str, close_ch: str) -> str | None:
-    """Content between text[start] == open_ch and its matching close_ch (None when unbalanced)."""
-    depth = 0
-    for i in range(start, len(text)):
-        if text[i] == open_ch:
+def _balanced(text: str, start: int, open_ch: str, close_ch: str, python: bool = False) -> str | None:
+    """Content between text[start] == open_ch and its matching close_ch (None when unbalanced).
+
+    python=True: brackets inside Python string literals ('...', "...") do not count.
+    """
+    depth, quote, i = 0, None, start - 1
+    while i + 1 < len(text):
+        i += 1
+        if quote is not None:
+            if text[i] == "\\":
+                i += 1  # an escaped character, e.g. \' or \\
+            elif text[i] == quote:
+                quote = None
+            continue
+        if python and text[i] in "'\"":
+            quote = text[i]
+        elif text[i] == open_ch:
             depth += 1
         elif text[i] == close_ch:
             depth -= 1
@@ -116,6 +152,7 @@ _UNITS = (
     "centimeters?|cm|mm|km|m|kg|grams?|g|pounds?|lbs?|ounces?|oz|seconds?|sec|minutes?|min|hours?|hrs?|days?|"
     "weeks?|months?|years?|degrees?|mph|people|students?|points?|cups?|gallons?|liters?|litres?"
 )
+_UNIT_WORD = re.compile(_UNITS, re.IGNORECASE)
 _UNIT_RE = re.compile(rf"^(.*?\d\}}?)\s*(?:\\,)?\s*(?:{_UNITS})(?:\s*\^\s*\{{?[23]\}}?|[23])?$", re.IGNORECASE)
 
 
@@ -123,12 +160,14 @@ def normalize_math_answer(answer) -> str:
     """A canonical string for an answer: LaTeX noise, units, degrees, dollars, thousands separators removed."""
     s = str(answer).strip().replace("\n", " ")
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
-    s = s.strip("$").strip()
+    s = s.strip("$").strip().rstrip(".").strip()  # "7\text{ hours}.": the period must not hide the unit
+    s = re.sub(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))", ",", s)  # "11,\! 111": a thousands separator, spaced or not
     s = re.sub(r"(?<!\\)\\[!,;:]", "", s)  # thin spaces \! \, \; \: (not after a row break \\)
     s = re.sub(r"(?<!\\)\\ |~", " ", s).replace("\\displaystyle", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("bmatrix", "pmatrix")
+    s = brace_arguments(s)
     s = re.sub(r"\\left\b|\\right\b|\\big\b|\\Big\b", "", s)
-    s = s.replace("\\{", "{").replace("\\}", "}").replace("\\$", "").replace("$", "")
+    s = s.replace("\\{", "{").replace("\\}", "}").replace("\\$", " ").replace("$", " ")  # \approx\$0.67: no "\approx0"
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°", "", s)  # degrees
     s = s.replace("\\%", "").replace("%", "")
     s = s.replace("\\leq", "\\le").replace("\\geq", "\\ge").replace("\\neq", "\\ne")
@@ -144,19 +183,64 @@ def normalize_math_answer(answer) -> str:
     s = s.replace("infinity", "\\infty").replace("\\inf ", "\\infty ")
     s = s.replace("\\emptyset", "{}").replace("\\varnothing", "{}")
     s = s.strip().rstrip(".").strip()
-    s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])", "\\1\x00", s)  # keep "\cos x" apart from "\cosx"
-    s = re.sub(r"\s+", "", s).replace("\x00", " ")
-    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):  # 10,080 -> 10080 (a tuple would have brackets)
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):  # 10,080 -> 10080; "81, 256" (spaced) is two answers
         s = s.replace(",", "")
+    # Spaces go, except where they separate names: "\cos x" is not "\cosx", nor "30p sqrt(p)" "30psqrt(p)".
+    s = re.sub(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z0-9])|(?<=[a-zA-Z])\s+(?=[a-zA-Z])", "\\1\x00", s)
+    s = re.sub(r"\s+", "", s).replace("\x00", " ")
     s = re.sub(r"^([0-9A-Za-z]+)_\{?\d+\}?$", r"\1", s)  # base subscript: 861_{12} -> 861
     s = re.sub(r"^(-?\d+)\\frac\{(\d+)\}\{(\d+)\}$", r"\1+\\frac{\2}{\3}", s)  # mixed number 2\frac12 = 5/2
-    s = re.sub(r"^(-?\d+)\\frac(\d)(\d)$", r"\1+\\frac{\2}{\3}", s)
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .6 -> 0.6
     if s.count("\\pm") == 1 and "," not in s:  # 1\pm\sqrt{19}: both roots, as an answer list
         s = s.replace("\\pm", "+") + "," + s.replace("\\pm", "-")
     if re.fullmatch(r"\(\w+\)", s):  # "(E)" -> "E"
         s = s[1:-1]
     return s
+
+
+def brace_arguments(s: str) -> str:
+    """Braces around one-token arguments of \\frac (\\dfrac, \\tfrac), \\binom and \\sqrt, as TeX reads them.
+
+    \\frac12 -> \\frac{1}{2}, \\frac\\pi 2 -> \\frac{\\pi}{2}, \\frac1{72}, \\sqrt3 -> \\sqrt{3}, \\sqrt[3]2: both the
+    string comparison and the rewriting into sympy then see one spelling. A token is a digit, a letter or a
+    command; anything else (a missing argument) is left for latex_to_expr to refuse.
+    """
+    out, i = [], 0
+    for m in re.finditer(r"\\([dt]?frac|binom|sqrt)(?![a-zA-Z])", s):
+        if m.start() < i:
+            continue  # inside an argument already copied (and rewritten) below
+        out.append(s[i : m.end()])
+        j = m.end()
+        if m.group(1) == "sqrt":
+            k = _skip_spaces(s, j)
+            if k < len(s) and s[k] == "[":
+                index = _balanced(s, k, "[", "]")
+                if index is not None:
+                    out.append(f"[{brace_arguments(index)}]")
+                    j = k + len(index) + 2
+        for _ in range(1 if m.group(1) == "sqrt" else 2):
+            k = _skip_spaces(s, j)
+            if s[k : k + 1] == "{":
+                arg = _balanced(s, k, "{", "}")
+                if arg is None:
+                    break
+                out.append("{" + brace_arguments(arg) + "}")
+                j = k + len(arg) + 2
+                continue
+            token = re.match(r"\\[a-zA-Z]+|[0-9a-zA-Z]", s[k:])
+            if token is None:
+                break
+            out.append("{" + token.group(0) + "}")
+            j = k + token.end()
+        i = j
+    out.append(s[i:])
+    return "".join(out)
+
+
+def _skip_spaces(s: str, j: int) -> int:
+    while j < len(s) and s[j] == " ":
+        j += 1
+    return j
 
 
 def _has_percent(s) -> bool:
@@ -218,7 +302,16 @@ def _matrix_cells(s: str) -> list[list[str]] | None:
     return [r.split("&") for r in rows]
 
 
+def _expand_pm(items: list[str]) -> list[str]:
+    """An item "1\\pm\\sqrt{5}" of an answer list stands for two answers (as a whole answer, see normalize)."""
+    out = []
+    for x in items:
+        out += [x.replace("\\pm", "+"), x.replace("\\pm", "-")] if x.count("\\pm") == 1 else [x]
+    return out
+
+
 def _unordered_equal(ps: list[str], rs: list[str], **kw) -> bool:
+    ps, rs = _expand_pm(ps), _expand_pm(rs)
     if len(ps) != len(rs):
         return False
     left = list(ps)
@@ -252,6 +345,8 @@ def _equal(p: str, r: str, *, timeout, rel_tol, pct=False) -> bool:
     kw = dict(timeout=timeout, rel_tol=rel_tol, pct=pct)
     if p.lower() == r.lower():
         return True
+    if r.count("\\approx") == 1 and "\\approx" not in p:  # "\frac23\approx0.67": the exact value or its rounding
+        return any(_equal(p, side, **kw) for side in r.split("\\approx"))
     pf, rf = _to_float(p), _to_float(r)
     if pf is not None and rf is not None:
         candidates = [rf, rf / 100, rf * 100] if pct else [rf]
@@ -263,8 +358,8 @@ def _equal(p: str, r: str, *, timeout, rel_tol, pct=False) -> bool:
         rs, ps = _split_top(r, sep), _split_top(p, sep)
         if len(rs) > 1 or len(ps) > 1:
             if sep == "," and (_outer(r) or _outer(p)) and not (len(rs) > 1 and len(ps) > 1):
-                o = _outer(p) if len(rs) > 1 else _outer(r)  # bare list vs bracketed list of the same items
-                if o and o[0] in "([":
+                o = _outer(p) if len(rs) > 1 else _outer(r)  # bare list vs bracketed list (or set) of the same items
+                if o:
                     inner = _split_top(o[1], ",")
                     return _unordered_equal(inner, rs, **kw) if len(rs) > 1 else _unordered_equal(ps, inner, **kw)
                 return False
@@ -306,11 +401,7 @@ _COMMANDS = {"\\pi": " pi ", "\\infty": " oo ", "\\cdot": "*", "\\times": "*", "
 
 def latex_to_expr(s: str) -> str:
     """Rewrite a LaTeX (or Python-style) math answer into sympy-parsable text; ValueError if it cannot."""
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)  # \frac12
-    s = re.sub(r"\\frac\s*(\d)\s*(?=\{)", r"\\frac{\1}", s)  # \frac1{72}
-    s = re.sub(r"\\frac\s*\{", r"\\frac{", s)
-    s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}", s)  # \sqrt3
+    s = brace_arguments(s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac"))
     for _ in range(50):  # innermost-last rewriting of \frac{a}{b}, \sqrt[n]{a}, \sqrt{a}, \binom{a}{b}
         m = re.search(r"\\(frac|binom)\{", s)
         n = re.search(r"\\sqrt(\[[^\]]*\])?\{", s)
@@ -326,14 +417,15 @@ def latex_to_expr(s: str) -> str:
             b = _balanced(s, j, "{", "}")
             if b is None:
                 raise ValueError("unbalanced braces")
-            rep = f"(({a})/({b}))" if m.group(1) == "frac" else f"binomial({a},{b})"
+            # a space before a function name (binomial, sqrt): "30p\sqrt{p}" must not become the name "psqrt"
+            rep = f"(({a})/({b}))" if m.group(1) == "frac" else f" binomial({a},{b})"
             s = s[: m.start()] + rep + s[j + len(b) + 2 :]
         else:
             a = _balanced(s, n.end() - 1, "{", "}")
             if a is None:
                 raise ValueError("unbalanced braces")
             idx = n.group(1)
-            rep = f"(({a})**(1/({idx[1:-1]})))" if idx else f"sqrt({a})"
+            rep = f"(({a})**(1/({idx[1:-1]})))" if idx else f" sqrt({a})"
             s = s[: n.start()] + rep + s[n.end() + len(a) + 1 :]
     for cmd, rep in sorted(_COMMANDS.items(), key=lambda kv: -len(kv[0])):
         s = re.sub(re.escape(cmd) + r"(?![a-zA-Z])", rep, s)
@@ -403,11 +495,18 @@ def symbolic_equal(a: str, b: str, rel_tol: float = REL_TOL) -> bool:
         except Exception:
             return False
     try:
-        if sympy.simplify(ea - eb) == 0:
+        diff = sympy.simplify(ea - eb)
+        if diff == 0:
             return True
     except Exception:
-        pass
+        diff = None
     try:
+        if not (ea.atoms(sympy.Float) or eb.atoms(sympy.Float)):
+            # Both exact: the tolerance is for decimals ("4.6667" for 14/3). 448/15626 is not 448/15625 however
+            # close, nor 1/2^99 the tiny 1/2^98, nor 2^2008-3 the huge 2^2008-2. Only a difference simplify could not
+            # reduce (nested radicals) is evaluated, to 50 digits; chop=True makes a difference with no digit 0.
+            diff = ea - eb if diff is None else diff
+            return False if diff.is_Rational else bool(sympy.N(diff, 50, chop=True) == 0)
         va, vb = complex(sympy.N(ea)), complex(sympy.N(eb))
         return cmath_close(va, vb, rel_tol)
     except Exception:

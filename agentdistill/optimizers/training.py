@@ -22,6 +22,7 @@ run, leave the model as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,6 +31,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -261,6 +263,15 @@ def plain_loss_trainer_class():
     return PlainLossSFTTrainer
 
 
+@contextlib.contextmanager
+def _quiet_deprecations():
+    """Drop the FutureWarning transformers 5 raises for `model.is_gradient_checkpointing`, which peft and TRL call
+    (not our code, nothing to change here): printed once per training run, it was noise in every job's log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir: Path, callbacks=()):
     """The TRL SFTTrainer for these rows (pre-tokenized: TRL folds `assistant_masks` into labels)."""
     import torch
@@ -305,7 +316,8 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
         packing=sft.packing,
         train_sampling_strategy="group_by_length" if sft.group_by_length and not sft.packing else "random",
         bf16=bf16,
-        gradient_checkpointing=sft.gradient_checkpointing,  # always passed: TRL's SFTConfig defaults it to True
+        # always passed (TRL's SFTConfig defaults it to True), under transformers 5's name for it: the old one warns
+        activation_checkpointing=sft.gradient_checkpointing,
         logging_steps=sft.logging_steps,
         save_strategy="steps",
         save_steps=sft.save_steps,
@@ -319,14 +331,15 @@ def build_trainer(sft: SFT, model_path: str | os.PathLike, rows: list[dict], out
     )
     fused = sft.fused_lm_head if sft.fused_lm_head is not None else torch.cuda.is_available()
     trainer_class = SFTTrainer if fused else plain_loss_trainer_class()
-    trainer = trainer_class(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=list(callbacks),
-    )
+    with _quiet_deprecations():
+        trainer = trainer_class(
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=list(callbacks),
+        )
     # the scheduler reads warmup_steps when training starts; TRL has packed the rows by now
     trainer.args.warmup_steps = warmup_steps(sft, total_steps(sft, len(trainer.train_dataset), args.world_size))
     return trainer
@@ -352,7 +365,8 @@ def train(sft: SFT, model_path: str | os.PathLike, rows: list[dict], output_dir:
             shutil.rmtree(stale)
         (output_dir / "run_settings.json").write_text(json.dumps(settings, indent=1))
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with _quiet_deprecations():
+        result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - t0
     model_dir = output_dir / "model"
     if trainer.accelerator.is_main_process:  # under accelerate launch only rank 0 writes the result

@@ -69,10 +69,36 @@ def test_bamboogle_and_olymmath_load_from_a_user_folder(tmp_path):
     assert load_benchmark("olymmath", data_dir=tmp_path)[0].family == "math"
 
 
+@pytest.mark.parametrize("file_name", ["olymath_200_20250511.json", "olymmath_200_20250511.json"])
+def test_olymmath_under_the_papers_file_name_and_the_datasets(tmp_path, file_name):
+    # the paper ships OlymMATH as olymath_200_20250511.json (one "m"); the benchmark is named olymmath
+    (tmp_path / "test").mkdir()
+    payload = {"metadata": {"dataset_info": {"name": "OlymMATH", "split": "test"}},
+               "examples": [{"id": "olym-1", "question": "Find the least n with n^2 > 50.", "answer": "8"},
+                            {"id": "olym-2", "question": "Compute 2^{10} - 1000.", "answer": "24"}]}
+    (tmp_path / "test" / file_name).write_text(json.dumps(payload))
+    assert benchmark_file("olymmath", data_dir=tmp_path).name == file_name
+    examples = load_benchmark("olymmath", data_dir=tmp_path)
+    assert [(e.id, e.answer, e.family, e.benchmark) for e in examples] == [
+        ("olym-1", "8", "math", "olymmath"), ("olym-2", "24", "math", "olymmath")]
+    assert load_benchmark("olymath", data_dir=tmp_path, limit=1)[0].id == "olym-1"  # the paper's spelling as a name
+    assert load_file(tmp_path / "test" / file_name)[0].benchmark == "olymmath"
+
+
+def test_olymmath_newest_file_wins_across_spellings(tmp_path):
+    (tmp_path / "test").mkdir()
+    for name, answer in [("olymmath_200_20250101.json", "old"), ("olymath_200_20250511.json", "new")]:
+        rows = [{"id": "1", "question": "q?", "answer": answer}]
+        (tmp_path / "test" / name).write_text(json.dumps({"metadata": {}, "examples": rows}))
+    assert load_benchmark("olymmath", data_dir=tmp_path)[0].answer == "new"
+
+
 def test_missing_named_set_says_where_and_how(tmp_path):
     (tmp_path / "test").mkdir()
     with pytest.raises(BenchmarkNotFoundError, match=r"bamboogle.*AGENTDISTILL_DATA"):
         load_benchmark("bamboogle", data_dir=tmp_path)
+    with pytest.raises(BenchmarkNotFoundError, match="'olymmath_<count>_<date>.json' or 'olymath_<count>_<date>.json'"):
+        load_benchmark("olymmath", data_dir=tmp_path)
     with pytest.raises(BenchmarkNotFoundError, match="Did you mean 'hotpotqa'"):
         load_benchmark("hotpotq")
     with pytest.raises(BenchmarkNotFoundError, match="no 'train' split"):
