@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from agentdistill.benchmarks.summary import row_rank
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -144,18 +146,9 @@ def retrieval(r: dict) -> str:
     return "\n".join(lines)
 
 
-TABLE2_ROWS = ("teacher-cot", "teacher-agent", "student-cot", "student-agent", "cot-distill", "agent-distill",
-               "agent-distill+ftp", "agent-distill+sag", "agent-distill+ftp+sag")
-
-
 def _table2_rows(r: dict) -> list[str]:
-    """The paper's order; another row (e.g. student-agent+sag) right after its base row, unknown ones last."""
-    def key(row):
-        base = row.split("+")[0]
-        if row in TABLE2_ROWS:
-            return TABLE2_ROWS.index(row)
-        return TABLE2_ROWS.index(base) + 0.5 if base in TABLE2_ROWS else len(TABLE2_ROWS)
-    return sorted(r["rows"], key=key)  # stable: ties keep the summary's order
+    """The summary's own table order (agentdistill.benchmarks.summary.row_rank); ties keep the summary's order."""
+    return sorted(r["rows"], key=row_rank)
 
 
 def _table2_source(r: dict) -> str:

@@ -135,12 +135,17 @@ def _read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _row_key(name: str):
-    """Table order; a variant such as `student-agent+sag` goes right after its base row, unknown rows last."""
+def row_rank(name: str) -> float:
+    """A row's place in the table (the paper's order); a variant such as `student-agent+sag` goes right after its
+    base row, unknown rows last. The README's tables (scripts/readme_tables.py) sort by it too."""
     if name in ROW_ORDER:
-        return ROW_ORDER.index(name), name
+        return ROW_ORDER.index(name)
     base = name.split("+")[0]
-    return (ROW_ORDER.index(base) + 0.5 if base in ROW_ORDER else len(ROW_ORDER)), name
+    return ROW_ORDER.index(base) + 0.5 if base in ROW_ORDER else len(ROW_ORDER)
+
+
+def _row_key(name: str):
+    return row_rank(name), name
 
 
 def _bench_order(data, benchmarks) -> list[str]:

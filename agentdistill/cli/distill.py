@@ -161,6 +161,11 @@ def compile_variant(variant: str, cfg: Config, student_lm, teacher_lm, trainset,
     return teleprompter_for(variant, cfg, out, track).compile(student, trainset=trainset, teacher=teacher)
 
 
+def teacher_store_path(out: Path) -> Path:
+    """The job's one teacher store (every distilled variant, the teacher stage and the seed store's merge)."""
+    return out / "teacher_store.jsonl"
+
+
 def teleprompter_for(variant: str, cfg: Config, out: Path, track: bool = True):
     """The AgentDistill / CoTDistill of a distilled variant, on the job's one teacher store."""
     from agentdistill import optimizers
@@ -175,56 +180,10 @@ def teleprompter_for(variant: str, cfg: Config, out: Path, track: bool = True):
     # answers that cot-distill trains on (same prompt, same key), so the teacher writes them once
     return cls(**_kwargs_for(cls, metric=answer_correct, first_thought_prefix=uses_prefix(variant, cfg),
                              sft=sft, num_threads=cfg.distill.teacher_threads,
-                             store=str(out / "teacher_store.jsonl"),
+                             store=str(teacher_store_path(out)),
                              cot_instructions=make_program("cot", cfg).instructions,
                              student_model=cfg.student.base_model or None,
                              backend=cfg.student.trained_backend or None, track=track))
-
-
-def seed_teacher_store(cfg: Config, out: Path, console) -> int:
-    """Merge [distill] seed_store (a committed set of teacher outputs) into the job's store; says what it did."""
-    from rich.markup import escape
-
-    from agentdistill.optimizers.store import TrajectoryStore
-
-    if not cfg.distill.seed_store:
-        return 0
-    added = TrajectoryStore(out / "teacher_store.jsonl").merge_from(cfg.distill.seed_store)
-    console.print(f"teacher outputs: {added} records merged from {escape(cfg.distill.seed_store)} (committed, made by "
-                  "the teacher with these settings; only those whose settings match are used: the teacher is asked "
-                  "for the rest). `--regenerate-teacher` skips the merge.", highlight=False)
-    return added
-
-
-def generate_teacher_outputs(cfg: Config, console=None) -> dict[str, dict]:
-    """The teacher stage alone (`distill --stage teacher`): every distilled variant's teacher outputs (CoT answers,
-    prefixes, trajectories) into the job's store, nothing trained. Resumable: what the store holds is not asked
-    again, so a killed run continues where it stopped. Returns {variant: {"tasks", "stored_before", "seconds"}}."""
-    from rich.console import Console
-
-    console = console or Console()
-    out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    seed_teacher_store(cfg, out, console)
-    trainset = load_trainset(cfg)
-    search = make_search(cfg) if cfg.task.family == "factual" else None
-    teacher_lm = make_lm(cfg.teacher, cfg.task.max_tokens)
-    report = {}
-    for variant in [v for v in cfg.distill.variants if is_distilled(v)]:
-        kind = program_kind(variant)
-        teacher = make_program(kind, cfg, search, max_tokens=cfg.teacher.max_tokens or None)
-        teacher.set_lm(teacher_lm)
-        teleprompter = teleprompter_for(variant, cfg, out, track=False)
-        console.rule(f"[bold]teacher outputs for {variant}[/bold] ({len(trainset)} tasks)")
-        start = time.perf_counter()
-        records = teleprompter.generate(trainset, teacher)
-        stats = teleprompter.last_stats if kind == "agent" else {}
-        report[variant] = {"tasks": len(records), "seconds": time.perf_counter() - start,
-                           "reused": stats.get("reused_trajectories"), "errors": stats.get("teacher_errors")}
-        console.print(f"{variant}: {len(records)} teacher outputs in {out / 'teacher_store.jsonl'} "
-                      f"({report[variant]['seconds']:.0f} s)", highlight=False)
-    return report
-
 
 
 def _commit() -> str:
@@ -289,6 +248,8 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
     runs = JobRuns(cfg.run.experiment, uri, job_key(cfg, fresh))  # refuses a job another live process runs
     out.mkdir(parents=True, exist_ok=True)
     if needs_trainset(cfg):
+        from agentdistill.cli.teacher_stage import seed_teacher_store
+
         seed_teacher_store(cfg, out, console)
     evalsets = load_evalsets(cfg)
     trainset = load_trainset(cfg) if needs_trainset(cfg) else []
@@ -527,6 +488,8 @@ def main(args) -> int:
         return 0
     start = time.perf_counter()
     if args.stage == "teacher":
+        from agentdistill.cli.teacher_stage import generate_teacher_outputs
+
         generate_teacher_outputs(cfg, console)
         console.print(f"teacher stage done in {(time.perf_counter() - start) / 60:.1f} min")
         return 0

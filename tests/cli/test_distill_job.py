@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from agentdistill.benchmarks import load_benchmark
-from agentdistill.cli import distill
+from agentdistill.cli import distill, teacher_stage
 from agentdistill.cli.config import parse_config
 from tests.cli.question_lm import scripted_lm
 
@@ -193,7 +193,7 @@ def test_the_teacher_stage_fills_the_store_once_and_the_prefix_variant_gets_its_
         "distill": {"variants": ["student-agent", "agent-distill", "agent-distill+ftp", "cot-distill"],
                     "first_thought_prefix": False},
     })
-    report = distill.generate_teacher_outputs(cfg, Console(record=True, width=150))
+    report = teacher_stage.generate_teacher_outputs(cfg, Console(record=True, width=150))
     assert list(report) == ["agent-distill", "agent-distill+ftp", "cot-distill"]
     records = [json.loads(line) for line in (tmp_path / "out" / "teacher_store.jsonl").read_text().splitlines()]
     kinds = [r["kind"] for r in records]
@@ -201,7 +201,7 @@ def test_the_teacher_stage_fills_the_store_once_and_the_prefix_variant_gets_its_
     assert kinds.count("trajectory") == 4 and kinds.count("cot") == 2
     assert len({r["settings_hash"] for r in records if r["kind"] == "trajectory"}) == 2
     calls = engine.calls
-    assert distill.generate_teacher_outputs(cfg, Console(record=True, width=150))["agent-distill"]["reused"] == 2
+    assert teacher_stage.generate_teacher_outputs(cfg, Console(record=True, width=150))["agent-distill"]["reused"] == 2
     assert engine.calls == calls  # everything came from the store
 
 
@@ -223,11 +223,11 @@ def test_a_committed_seed_store_spares_the_teacher(tmp_path, monkeypatch):
             "trainset": {"benchmark": "gsm-hard", "split": "test", "limit": 2},
             "distill": {"variants": ["agent-distill"], "first_thought_prefix": False}}
     first = parse_config({**base, "run": {"output_dir": str(tmp_path / "first")}})
-    distill.generate_teacher_outputs(first, Console(record=True, width=150))
+    teacher_stage.generate_teacher_outputs(first, Console(record=True, width=150))
     asked = engine.calls
     seeded = parse_config({**base, "run": {"output_dir": str(tmp_path / "second")},
                            "distill": {**base["distill"], "seed_store": str(tmp_path / "first" / "teacher_store.jsonl")}})
     console = Console(record=True, width=200)
-    report = distill.generate_teacher_outputs(seeded, console)
+    report = teacher_stage.generate_teacher_outputs(seeded, console)
     assert engine.calls == asked and report["agent-distill"]["reused"] == 2  # nothing asked again
     assert "2 records merged from" in console.export_text()
