@@ -4,7 +4,8 @@
 
 Goals (issue 3): episode start p50 <= 15 ms; step `x = 1 + 1; print(x)` p50 <= 1 ms without the rollback
 snapshot and <= 5 ms with it; 8 candidates forked + run + one kept p50 <= 50 ms. Figures are wall-clock
-medians on this machine in this run (noisy on a shared machine: compare the ratios).
+medians on this machine in this run (noisy on a shared machine: compare the ratios; the load average is
+printed before and after, quote it with the figures).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -53,6 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     k = 4 if args.quick else 1
     rows = []
+    load_before = os.getloadavg()
 
     ns: dict = {}
 
@@ -101,9 +104,12 @@ def main() -> None:
     finally:
         sb.close()
 
+    load_after = os.getloadavg()
     base = p50(rows[0][1])
     cold = p50(rows[1][1])
-    print(f"\nfork server start (imports numpy+sympy once): {start_server * 1000:.0f} ms\n")
+    print(f"\nload average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}, after: "
+          f"{' '.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} cores")
+    print(f"fork server start (imports numpy+sympy once): {start_server * 1000:.0f} ms\n")
     print(f"{'':44s} {'p50 ms':>9s} {'p90 ms':>9s} {'x in-proc':>10s} {'x python -c':>12s} {'goal ms':>8s}")
     for name, xs, goal in rows:
         ok = "" if goal is None else (f"{goal:>6} " + ("ok" if p50(xs) <= goal else "MISSED"))

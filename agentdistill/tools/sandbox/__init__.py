@@ -9,7 +9,7 @@
 
 Modules: sandbox (host: fork server owner), episode (host: steps, tools, fork/adopt), forkserver, worker,
 runtime (inside the worker: executing a step), channel (messages), isolation + syscalls (kernel layers),
-convert (plain data).
+cgroups (limits on a whole episode), convert (plain data).
 """
 
 from .episode import Episode, StepResult

@@ -8,7 +8,11 @@
 
 Everything the worker sends is validated; a worker that stops answering (hard deadline: the step timeout
 plus a grace period), dies, or breaks the protocol is killed and replaced by a fresh one, and the step's
-result says that the variables were lost.
+result says that the variables were lost. Only that episode's processes are killed: its forks (and the
+episode they were forked from) share its family and go on.
+
+A step's final answer is what the worker's `final_answer` sent as a `final` message during the step; the
+`done` message that ends a step cannot make it final (code can write on the channel, see README).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from . import cgroups
 from .channel import Channel, ChannelClosed, ChannelTimeout, ProtocolError
 from .convert import to_plain
 from .isolation import IsolationReport
@@ -64,13 +69,15 @@ class Episode:
     """A live worker process holding one episode's variables (see module docstring)."""
 
     def __init__(self, sandbox, chan: Channel, pid: int, workdir: str, family: int, report: dict,
-                 parent: "Episode | None" = None):
+                 parent: "Episode | None" = None, cgroups: dict | None = None):
         self._sb = sandbox
         self._chan = chan
         self.pid = pid
-        self.workdir = workdir  # the episode's working folder, as a host path
+        self.workdir = sandbox.host_path(workdir)  # the episode's working folder, as a host path
         self.family = family
         self.isolation = IsolationReport.from_dict(report)
+        self._cgroups = cgroups  # the family's cgroup folders (memory, pids), shared with its forks
+        self._oom_seen = 0
         self._parent = parent
         self._forks: list[Episode] = []
         self._step = 0
@@ -103,10 +110,12 @@ class Episode:
             step = self._step
             start = time.perf_counter()
             calls: list[dict] = []
+            final: dict = {}
+            groups, limit = self._cgroups, self.isolation.episode_memory_mb  # replacing swaps them
             try:
                 self._chan.send({"op": "run", "step": step, "code": code, "timeout": timeout,
                                  "snapshot": snapshot})
-                msg = self._await_done(step, timeout + GRACE_S, calls)
+                msg = self._await_done(step, timeout + GRACE_S, calls, final)
             except ChannelTimeout:
                 msg = self._lost(step, f"Timeout: the code ran longer than {timeout:g}s and was stopped.",
                                  "timeout")
@@ -116,14 +125,30 @@ class Episode:
                 msg = self._lost(step, f"The episode's process broke the sandbox protocol ({e}).", "crash")
             if isinstance(msg.get("pid"), int):
                 self.pid = msg["pid"]  # after a successful snapshot step the holder is a new process
-            result = _result_from(msg, calls)
+            result = _result_from(msg, calls, final)
             result.duration_s = time.perf_counter() - start
             if msg.get("lost") and not result.state_lost:  # the worker told us it cannot go on
                 self._replace()
                 result.state_lost = True
+            if result.error_kind in ("crash", "memory") or result.state_lost:
+                self._explain_oom(result, groups, limit)
             return result
 
-    def _await_done(self, step: int, budget: float, calls: list) -> dict:
+    def _explain_oom(self, result: StepResult, groups: dict | None, limit: int | None) -> None:
+        """A process killed by the kernel because the whole episode ran out of memory: say so."""
+        kills = cgroups.usage(groups).get("oom_kills", 0)
+        if kills > self._oom_seen:
+            self._oom_seen = kills if groups is self._cgroups else 0
+            result.error = ((result.error or "") + f" The episode with its forks reached its memory limit"
+                            f"{f' of {limit} MB' if limit else ''} and the kernel killed its largest process.")
+            result.error_kind = "memory"
+
+    def resources(self) -> dict:
+        """What this episode's family (it and its forks) uses: memory_mb, memory_peak_mb, memory_limit_mb,
+        oom_kills, processes. Empty where the machine has no episode cgroup (see isolation.missing)."""
+        return cgroups.usage(self._cgroups)
+
+    def _await_done(self, step: int, budget: float, calls: list, final: dict) -> dict:
         deadline = time.monotonic() + budget
         while True:
             msg = self._chan.recv(timeout=max(deadline - time.monotonic(), 0.0))
@@ -132,6 +157,9 @@ class Episode:
                 continue  # stale message of an earlier (killed) step
             if kind == "done":
                 return msg
+            if kind == "final":  # sent by final_answer() inside; the step's done message follows
+                final["answer"] = msg.get("answer")
+                continue
             if kind == "tool":
                 self._serve_tool(step, msg, calls)
             else:
@@ -169,13 +197,17 @@ class Episode:
                 "starts over with an empty state.", "error_kind": kind, "state_lost": True}
 
     def _replace(self) -> None:
-        """Kill this episode's worker and start a fresh, empty one in its place."""
+        """Kill this episode's worker and start a fresh, empty one (a family of its own) in its place.
+
+        The old family is released only when no other episode is in it: forks and their parent go on."""
         old_family, old_pid = self.family, self.pid
         self._chan.close()
-        self._sb._release(old_family, [old_pid])
+        self._sb._drop(old_family, self, pids=[old_pid])
         chan, info, ready = self._sb._spawn()
-        self._chan, self.pid, self.workdir, self.family = chan, ready["pid"], ready["workdir"], info["family"]
+        self._chan, self.pid, self.family = chan, ready["pid"], info["family"]
+        self.workdir = self._sb.host_path(ready["workdir"])
         self.isolation = IsolationReport.from_dict(ready.get("report", {}))
+        self._cgroups, self._oom_seen = info.get("cgroups"), 0
 
     # -- fork / adopt -------------------------------------------------------------------------------------
     def fork(self, n: int) -> list["Episode"]:
@@ -202,7 +234,9 @@ class Episode:
                     chan.close()
                     raise RuntimeError(f"fork failed: {ready.get('error') or ready}")
                 child = Episode(self._sb, chan, ready["pid"], ready["workdir"], self.family,
-                                self.isolation.to_dict(), parent=self)
+                                ready.get("report") or self.isolation.to_dict(), parent=self,
+                                cgroups=self._cgroups)
+                child._oom_seen = self._oom_seen
                 child._step = self._step
                 self._sb._retain(self.family, child)
                 forks.append(child)
@@ -222,6 +256,7 @@ class Episode:
                 pass
             self._chan.close()
             self._chan, self.pid, self.workdir = fork._chan, fork.pid, fork.workdir
+            self.isolation, self._cgroups, self._oom_seen = fork.isolation, fork._cgroups, fork._oom_seen
             old_family, self.family = self.family, fork.family  # differ only if the fork was replaced
             self._sb._retain(self.family, self)
             self._sb._drop(old_family, self)
@@ -267,21 +302,25 @@ class Episode:
             raise RuntimeError("this episode is closed; start a new one with sandbox.episode()")
 
 
-def _result_from(msg: dict, calls: list) -> StepResult:
-    """Build a StepResult from the worker's `done` message, keeping only well-typed fields."""
+def _result_from(msg: dict, calls: list, final: dict) -> StepResult:
+    """Build a StepResult from the worker's `done` message, keeping only well-typed fields.
+
+    Final only if final_answer() sent its answer during the step and the step did not fail (a failed step is
+    undone, its answer with it)."""
     def s(key, limit=1_000_000):
         v = msg.get(key)
         return v[:limit] if isinstance(v, str) else None
 
     kind = msg.get("error_kind")
     error = s("error", 20_000)
+    is_final = "answer" in final and not error
     return StepResult(
         stdout=s("stdout") or "",
         value=s("value"),
         error=error,
         error_kind=kind if kind in ERROR_KINDS else ("exception" if error else None),
-        is_final=msg.get("is_final") is True,
-        final_answer=msg.get("final_answer") if msg.get("is_final") is True else None,
+        is_final=is_final,
+        final_answer=final["answer"] if is_final else None,
         tool_calls=calls,
         rolled_back=msg.get("rolled_back") is True,
         state_lost=msg.get("state_lost") is True,

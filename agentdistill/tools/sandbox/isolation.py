@@ -5,9 +5,13 @@ Layers (each applied when this machine allows it; `IsolationReport` says which a
             entered once by the fork server so every worker inherits them
   uid     - a non-root uid/gid per episode family (needs root); RLIMIT_NPROC then counts only its processes
   rlimits - address space, CPU seconds, file size, processes, open files, no core dumps
+  episode - a cgroup for the family's memory and processes (cgroups.py) and a tmpfs with a size and a file
+            count for its folder (needs root: mounted in the fork server's mount namespace)
   landlock- file system: read-only Python/system libraries, read-write only the episode's own folder; no TCP;
-            no signals or abstract unix sockets outside the episode (Linux >= 5.13; scopes >= 6.12)
-  seccomp - system call allowlist (pyseccomp/libseccomp): no exec, no socket(), no ptrace, no mount, ...
+            no signals or abstract unix sockets outside the episode (Linux >= 5.13; scopes >= 6.12). Each
+            fork adds a nested domain of its own (see worker.py), so forks cannot reach each other
+  seccomp - system call allowlist (pyseccomp/libseccomp): no exec, no socket(), no ptrace, no mount, no
+            threads, ...; a step child also refuses itself signals to its holder (syscalls.holder_guard)
   env     - environment scrubbed to a few harmless variables
 
 The order in `enter_worker` matters: limits and identity while still root, then no_new_privs, Landlock,
@@ -31,6 +35,7 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE =
 CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUSER = 0x00020000, 0x40000000, 0x10000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x4000, 1 << 18, 2, 4, 8
 MS_BIND, MS_MOVE = 4096, 8192
+MNT_DETACH = 2
 
 
 @dataclasses.dataclass
@@ -43,13 +48,22 @@ class IsolationReport:
     proc_hidden: bool = False
     landlock_abi: int = 0  # 0: Landlock not applied
     seccomp: bool = False
+    threads_refused: bool = False  # seccomp refuses clone(CLONE_THREAD)
+    holder_guard: bool = False  # a step's code cannot signal the process that holds the state before it
+    own_domain: bool = False  # own Landlock domain: cannot signal or reach the folders of its parent, siblings
+    fork_depth: int = 0  # 0 for an episode, 1 for its forks, 2 for theirs, ...
+    episode_memory_mb: int | None = None  # cgroup: memory of the episode and all its forks together
+    episode_processes: int | None = None  # cgroup: processes of the episode and all its forks together
+    max_disk_mb: int | None = None  # the family's folder is a tmpfs of this size...
+    max_files: int | None = None  # ...holding at most this many files and folders
     env_scrubbed: bool = False
     missing: list = dataclasses.field(default_factory=list)  # layers this machine could not enforce, and why
 
     @property
     def level(self) -> str:
         layers = [self.uid is not None, self.rlimits, self.network_namespace, self.landlock_abi > 0, self.seccomp]
-        return "full" if all(layers) else ("partial" if any(layers) else "none")
+        limits = [self.own_domain, self.episode_processes is not None, self.max_files is not None]  # on top
+        return "full" if all(layers + limits) else ("partial" if any(layers) else "none")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -159,6 +173,19 @@ def _mount(source, target, fstype, flags, data=None) -> None:
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
+def mount_quota(path: str, size_mb: int, files: int, uid: int | None) -> None:
+    """A tmpfs at `path` (in the caller's mount namespace): at most `size_mb` MB and `files` inodes."""
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    options = f"size={int(size_mb)}m,nr_inodes={int(files)},mode=0700{owner}"
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
+
+
+def unmount(path: str) -> None:
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {path}: {os.strerror(err)}")
+
+
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -169,6 +196,10 @@ def enter_worker(cfg: dict, keep_fd: int, report: IsolationReport, seccomp_filte
     """Apply every per-episode layer to the calling (freshly forked, still privileged) process."""
     _hygiene(keep_fd)
     os.chdir(cfg["workdir"])
+    if cfg.get("cgroups"):
+        from .cgroups import join
+
+        join(cfg["cgroups"])  # while root: the groups' files belong to root
     if cfg.get("rlimits", True):
         set_rlimits(cfg, report)
     else:
@@ -187,11 +218,15 @@ def enter_worker(cfg: dict, keep_fd: int, report: IsolationReport, seccomp_filte
     report.env_scrubbed = True
     if cfg.get("landlock", True):
         report.landlock_abi = landlock_restrict(cfg["family_dir"], cfg["ro_paths"], report)
+        report.own_domain = report.landlock_abi >= 6  # signals scoped to the domain (Linux >= 6.12)
+        if 0 < report.landlock_abi < 6:
+            report.missing.append(f"landlock: ABI {report.landlock_abi} has no signal scoping (needs 6, Linux "
+                                  "6.12): forks of an episode can signal each other")
     else:
         report.missing.append("landlock: disabled")
     if seccomp_filter is not None:
         seccomp_filter.load()
-        report.seccomp = True
+        report.seccomp = report.threads_refused = report.holder_guard = True
 
 
 def set_pdeathsig(sig: int = signal.SIGKILL) -> None:

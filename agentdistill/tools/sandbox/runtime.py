@@ -4,8 +4,11 @@ This module lives in the sandboxed process (never in the host). `Runtime.run(cod
 code like a notebook cell: the namespace persists between steps, the value of a trailing expression is
 reported, stdout/stderr are captured with a cap that holds while the code prints (a runaway print loop is
 stopped, never buffered), tools are proxies that send a request over the channel and wait for the host's
-reply, and `final_answer(x)` records `x` as plain data - the host reads it from the step's result message,
-never from printed text.
+reply, and `final_answer(x)` sends `x` as plain data in a `final` message (cut to a size the channel carries,
+with a note in the output saying so) - the host never reads it from printed text.
+
+After every step the process's signal state is put back as the worker set it up (`SignalState.restore`):
+timers cancelled, handlers, mask and pending signals reset, so nothing a step armed fires in the holder later.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .convert import short_repr, to_plain
 
 
 MAX_TOOL_ARGS = 1_000_000  # characters of JSON per tool call
+MAX_FINAL = 1_000_000  # characters of JSON for a final answer (the channel carries 8 MiB)
 
 
 class FinalAnswerSignal(BaseException):
@@ -91,6 +95,8 @@ class Runtime:
         self.memory_mb = memory_mb
         self.final_called = False
         self.final_value = None
+        self.final_note = ""
+        self.signals = SignalState()  # as the worker set them up: restored after every step
         self.ns: dict = {"__name__": "__main__", "__builtins__": builtins}
         for name, doc in tool_docs.items():
             self.ns[name] = self._tool_proxy(name, doc)
@@ -114,8 +120,15 @@ class Runtime:
     # -- bindings visible to the agent's code -------------------------------------------------------------
     def _final_answer(self, answer):
         """Give the final answer and end the episode: final_answer(42)."""
-        self.final_called = True
-        self.final_value = to_plain(answer)
+        cuts: list[str] = []
+        value = to_plain(answer, cuts=cuts)
+        size = len(json.dumps(value, ensure_ascii=False))
+        if size > MAX_FINAL:
+            cuts.append(f"its {size} characters of JSON became their first {MAX_FINAL // 10} as text")
+            value = json.dumps(value, ensure_ascii=False)[: MAX_FINAL // 10]
+        self.final_called, self.final_value = True, value
+        self.final_note = ("Note: the final answer was cut: " + "; ".join(cuts) + ".") if cuts else ""
+        self.chan.send({"type": "final", "step": self.step, "answer": value})
         raise FinalAnswerSignal()
 
     def _tool_proxy(self, name: str, doc: str):
@@ -144,7 +157,7 @@ class Runtime:
     def run(self, code: str, soft_timeout: float | None = None) -> dict:
         """Execute `code`; return the result fields of the step (stdout, value, error, error_kind, final)."""
         self.step += 1
-        self.final_called, self.final_value = False, None  # is_final describes this step only
+        self.final_called, self.final_value, self.final_note = False, None, ""  # this step only
         filename = f"<step {self.step}>"
         out = _CappedWriter(self.output_limit, max(self.output_limit * 20, 1_000_000))
         res = {"stdout": "", "value": None, "error": None, "error_kind": None}
@@ -189,17 +202,13 @@ class Runtime:
             self.in_step = False
             if os.getpid() != self.step_pid:  # a process the code forked got here: it is not the step
                 os._exit(0)
-            if soft_timeout:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            self.signals.restore()  # also ends our own soft timer
             sys.stdout, sys.stderr = saved
         return self._finish(res, out)
 
     def _finish(self, res: dict, out: _CappedWriter) -> dict:
-        note = self._restore_bindings()
-        res["stdout"] = out.text() + ("\n" if note and out.text() else "") + note
-        res["is_final"] = self.final_called
-        res["final_answer"] = self.final_value if self.final_called else None
+        notes = [n for n in (self.final_note, self._restore_bindings()) if n]
+        res["stdout"] = "\n".join([out.text()] * bool(out.text()) + notes)
         return res
 
 
@@ -220,6 +229,55 @@ class Runtime:
 
 def _raise_timeout(signum, frame):
     raise StepTimeout()
+
+
+class SignalState:
+    """The signal dispositions of the worker, taken once; `restore()` puts them back after a step.
+
+    A step may arm timers (alarm, setitimer), install handlers, block signals or leave some pending; the
+    process that ran it becomes the holder of the state when it succeeds, where any of these would fire
+    while the episode is idle (a default action kills it, state and all). /proc/self/status says in one read
+    which signals are caught, ignored, blocked or pending, so an untouched state costs no further call."""
+
+    TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+    def __init__(self):
+        self.caught, self.ignored, _, _ = _signal_masks()
+        self.handlers = {}
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                h = signal.getsignal(sig)
+                self.handlers[sig] = h if h is not None else signal.SIG_DFL
+
+    def restore(self) -> None:
+        for t in self.TIMERS:
+            signal.setitimer(t, 0)
+        caught, ignored, blocked, pending = _signal_masks()
+        changed = (caught ^ self.caught) | (ignored ^ self.ignored) | pending
+        if not changed and not blocked:
+            return
+        signal.pthread_sigmask(signal.SIG_SETMASK, list(self.handlers))  # nothing arrives while we reset
+        for sig, handler in self.handlers.items():
+            if changed >> (sig - 1) & 1:
+                signal.signal(sig, signal.SIG_IGN)  # setting SIG_IGN discards a pending signal
+                if handler is not signal.SIG_IGN:
+                    signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _signal_masks() -> tuple[int, int, int, int]:
+    """(caught, ignored, blocked, pending) signal bit masks of this process (bit n-1: signal n).
+
+    os.read, not open(): this runs after every step, and the buffered file object costs four times more."""
+    fd = os.open("/proc/self/status", os.O_RDONLY)
+    try:
+        text = os.read(fd, 16384)
+    finally:
+        os.close(fd)
+    # SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt: consecutive lines, hexadecimal
+    lines = text[text.index(b"SigPnd:"):].split(b"\n", 5)[:5]
+    fields = dict((k.strip(), int(v, 16)) for k, v in (line.split(b":") for line in lines))
+    return (fields[b"SigCgt"], fields[b"SigIgn"], fields[b"SigBlk"], fields[b"SigPnd"] | fields[b"ShdPnd"])
 
 
 def _format_syntax_error(e: Exception) -> str:
@@ -255,4 +313,6 @@ def _format_exception(e: BaseException, filename: str, max_frames: int = 3) -> s
     if len(msg) > 2000:
         msg = msg[:2000] + "..."
     lines.append(msg)
+    if isinstance(e, RuntimeError) and "new thread" in str(e):
+        lines.append("Threads are not available in the sandbox (a step runs in one thread): do the work in a loop.")
     return "\n".join(lines)

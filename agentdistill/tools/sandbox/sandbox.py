@@ -6,9 +6,11 @@
             print(ep.run("hits = search('Paris')\\nlen(hits)").observation())
         print(sb.isolation.level)          # "full" as root on Linux >= 6.12; what is missing is listed
 
-Settings apply to every episode: `timeout` (wall clock per step), `memory_mb` (address space on top of the
-preloaded runtime), `output_limit` (characters of printed output kept per step), `snapshot` (default for
-run(): roll back failed steps), `cpu_seconds`, `max_file_mb`, `max_processes`, `max_open_files`.
+Settings apply to every episode: `timeout` (wall clock per step), `memory_mb` (address space per process, on
+top of the preloaded runtime), `episode_memory_mb` (the episode and all its forks together; default twice
+`memory_mb`), `output_limit` (characters of printed output kept per step), `snapshot` (default for run():
+roll back failed steps), `cpu_seconds`, `max_file_mb`, `max_processes` (per episode with its forks),
+`max_open_files`, `max_disk_mb` and `max_files` (the episode's folder, forks' copies included).
 `pool_size` workers are kept started and waiting, so `episode()` returns at once.
 `allow_unisolated=True` lets it start where no isolation layer can be enforced (never the default).
 """
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Callable
@@ -47,7 +50,8 @@ class Sandbox:
     def __init__(self, tools: dict[str, Callable] | list | None = None, timeout: float = 10.0,
                  memory_mb: int | None = 1024, output_limit: int = 20_000, *, snapshot: bool = True,
                  cpu_seconds: int | None = None, max_file_mb: int = 64, max_processes: int = 64,
-                 max_open_files: int = 256, allow_unisolated: bool = False,
+                 max_open_files: int = 256, episode_memory_mb: int | None = None, max_disk_mb: int = 256,
+                 max_files: int = 10_000, allow_unisolated: bool = False,
                  preload: tuple[str, ...] = ("numpy", "sympy"), serialize_tools: bool = False,
                  pool_size: int = 2, start_timeout: float = 120.0, _layers: dict | None = None):
         self.tools = _tool_dict(tools)
@@ -57,6 +61,13 @@ class Sandbox:
             raise ValueError(f"memory_mb={memory_mb} is too small to run Python code; use >= 64 (or None)")
         if output_limit < 100:
             raise ValueError(f"output_limit={output_limit} is too small; use >= 100 characters")
+        if episode_memory_mb is None and memory_mb is not None:
+            episode_memory_mb = 2 * memory_mb
+        if episode_memory_mb is not None and episode_memory_mb < 64:
+            raise ValueError(f"episode_memory_mb={episode_memory_mb} is too small for a worker; use >= 128 (or None)")
+        if max_disk_mb < 1 or max_files < 16:
+            raise ValueError(f"max_disk_mb={max_disk_mb} / max_files={max_files}: an episode needs >= 1 MB and >= 16 "
+                             "files for its folder")
         self.timeout, self.memory_mb, self.output_limit = float(timeout), memory_mb, int(output_limit)
         self.snapshot, self.serialize_tools = snapshot, serialize_tools
         self.tool_lock = threading.Lock()
@@ -69,9 +80,10 @@ class Sandbox:
         self._pool: collections.deque = collections.deque()
         self._pool_cv = threading.Condition()
         self._pool_thread = None
-        # _layers: switch single layers off (tests, debugging): uid, rlimits, namespaces, landlock, seccomp
+        # _layers: switch single layers off (tests, debugging): uid, rlimits, namespaces, landlock, seccomp,
+        # episode_limits (cgroup, folder quota)
         layers = {"uid": True, "rlimits": True, "namespaces": True, "seccomp": True, "landlock": True,
-                  **(_layers or {})}
+                  "episode_limits": True, **(_layers or {})}
         self.base_dir = tempfile.mkdtemp(prefix="agentdistill-sandbox-")
         os.chmod(self.base_dir, 0o711)  # episode uids may pass through, not list
         cfg = {
@@ -80,6 +92,8 @@ class Sandbox:
             "timeout": self.timeout, "memory_mb": memory_mb, "output_limit": self.output_limit,
             "cpu_seconds": int(cpu_seconds or max(60, 6 * self.timeout)), "fsize_bytes": max_file_mb << 20,
             "nproc": max_processes, "nofile": max_open_files, "preload": list(preload), "snapshot": snapshot,
+            "episode_memory_bytes": episode_memory_mb << 20 if episode_memory_mb else None,
+            "max_disk_mb": int(max_disk_mb), "max_files": int(max_files),
             **layers,
         }
         self._start_server(cfg, start_timeout)
@@ -137,7 +151,10 @@ class Sandbox:
             self.close()
             raise SandboxError(f"the sandbox fork server failed: {ready.get('error')}")
         self.server_pid = ready["pid"]
-        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._server, self.base_dir)
+        self.view = ready.get("view") or ""  # prefix that turns a path inside the episodes into a host path
+        self._cgroup_roots: set[str] = set()  # filled by _spawn; removed after the server is gone
+        self._finalizer = weakref.finalize(self, _shutdown, self._proc, self._server, self.base_dir,
+                                           self._cgroup_roots)
         atexit.register(self._finalizer)
 
     def _spawn(self) -> tuple[Channel, dict, dict]:
@@ -156,6 +173,7 @@ class Sandbox:
             raise SandboxError(f"could not start an episode: {info.get('error') or info}")
         with self._fam_lock:
             self._families[info["family"]] = self._families.get(info["family"], 0)
+        self._cgroup_roots.update(os.path.dirname(p) for p in (info.get("cgroups") or {}).values())
         chan = Channel(socket.socket(fileno=fds[0]))
         try:
             ready = chan.recv(timeout=30.0)
@@ -181,6 +199,10 @@ class Sandbox:
         with self._fam_lock:
             self._families[family] = self._families.get(family, 0) + 1
         self._episodes.add(episode)
+
+    def host_path(self, path: str) -> str:
+        """Where a path inside the episodes (a working folder) lies for the host."""
+        return self.view + path
 
     def _drop(self, family: int, episode: Episode, pids: list | None = None) -> None:
         with self._fam_lock:
@@ -210,7 +232,8 @@ class Sandbox:
             item = self._pool.popleft() if self._pool else None
             self._pool_cv.notify()
         chan, info, ready = item or self._spawn()
-        ep = Episode(self, chan, ready["pid"], ready["workdir"], info["family"], ready.get("report", {}))
+        ep = Episode(self, chan, ready["pid"], ready["workdir"], info["family"], ready.get("report", {}),
+                     cgroups=info.get("cgroups"))
         self._episodes.add(ep)
         return ep
 
@@ -233,7 +256,8 @@ class Sandbox:
         if finalizer is not None:
             finalizer()
         else:
-            _shutdown(getattr(self, "_proc", None), getattr(self, "_server", None), self.base_dir)
+            _shutdown(getattr(self, "_proc", None), getattr(self, "_server", None), self.base_dir,
+                      getattr(self, "_cgroup_roots", None))
         log = getattr(self, "_log", None)
         if log is not None:
             log.close()
@@ -247,8 +271,9 @@ class Sandbox:
         self.close()
 
 
-def _shutdown(proc, server: Channel | None, base_dir: str) -> None:
-    """Closing the server's channel makes it kill every episode and exit; then remove the folders."""
+def _shutdown(proc, server: Channel | None, base_dir: str, cgroup_roots: set | None = None) -> None:
+    """Closing the server's channel makes it kill every episode and exit; then remove the folders (and the
+    episode cgroups, should the server have been killed before it removed them itself)."""
     if server is not None:
         server.close()
     if proc is not None:
@@ -258,6 +283,18 @@ def _shutdown(proc, server: Channel | None, base_dir: str) -> None:
             proc.kill()
             proc.wait()
     shutil.rmtree(base_dir, ignore_errors=True)
+    for root in cgroup_roots or ():
+        for _ in range(50):  # killed processes leave their groups a moment later
+            try:
+                for name in os.listdir(root):
+                    if name.startswith("f") and name[1:].isdigit():
+                        os.rmdir(os.path.join(root, name))
+                os.rmdir(root)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
 
 
 def _tool_dict(tools) -> dict[str, Callable]:

@@ -12,12 +12,23 @@ action) and waits on a pipe for its code:
                H kills whatever S left, reports, and forks a new standby
 
 Every step child is a child subreaper, so processes the code starts stay in its subtree and are killed
-(threads or processes left running at the end of a step fail the step). Without a snapshot the holder runs
-the code itself (faster; a failed step keeps its partial changes; leftover threads lose the episode).
+(processes left running at the end of a step fail the step; exited ones are reaped). A step child refuses
+itself signals to its holder before it runs code (`syscalls.holder_guard`): a step that tries to kill the
+state before it fails, deterministically. Without a snapshot the holder runs the code itself (faster; a failed
+step keeps its partial changes; the code can kill its own holder, losing the state).
 
 fork(n) forks n candidate holders (through a middle process that exits at once, so they belong to the fork
-server and outlive this holder), each with its own channel (sent to the host over SCM_RIGHTS) and its own
-copy of the working folder; the host keeps one (`adopt`) and closes the rest.
+server and outlive this holder), each with its own channel (sent to the host over SCM_RIGHTS), its own copy
+of the working folder and its own Landlock domain, nested in its parent's. Folders nest the same way:
+
+    family/            the episode's area (its Landlock read-write folder)
+      w0/              its working folder
+      c<pid>/          a fork's area: read-write for the fork (and its parent), out of reach of its siblings
+        w/             the fork's working folder (a copy of the parent's)
+        c<pid2>/       the fork's own forks
+
+The host keeps one fork (`adopt`) and closes the rest. Landlock nests at most 16 domains: a fork deeper than
+that shares its parent's domain, and its isolation record says so.
 """
 
 from __future__ import annotations
@@ -36,9 +47,11 @@ import time
 from . import isolation
 from .channel import Channel, ChannelClosed, ProtocolError
 from .runtime import Runtime
+from .syscalls import holder_guard
 
 MAX_FORKS = 64
 KILL_GRACE_S = 0.5  # a step child commits only before its deadline; the holder kills it this much later
+MAX_GUARDS = 1500  # holder guards stacked by successive steps (the kernel allows 32768 filter instructions)
 
 
 def worker_main(sock: socket.socket, cfg: dict, report: isolation.IsolationReport, seccomp_filter) -> None:
@@ -50,7 +63,11 @@ def worker_main(sock: socket.socket, cfg: dict, report: isolation.IsolationRepor
         except Exception as e:
             chan.send({"type": "fatal", "error": f"isolation setup failed: {type(e).__name__}: {e}"})
             os._exit(2)
-        worker = Worker(chan, cfg)
+        try:
+            worker = Worker(chan, cfg, report)
+        except Exception as e:
+            chan.send({"type": "fatal", "error": f"worker setup failed: {type(e).__name__}: {e}"})
+            os._exit(2)
         chan.send({"type": "ready", "pid": os.getpid(), "workdir": os.getcwd(), "report": report.to_dict()})
         worker.loop()
     except BaseException:
@@ -59,9 +76,12 @@ def worker_main(sock: socket.socket, cfg: dict, report: isolation.IsolationRepor
 
 
 class Worker:
-    def __init__(self, chan: Channel, cfg: dict):
+    def __init__(self, chan: Channel, cfg: dict, report: isolation.IsolationReport):
         self.chan = chan
         self.cfg = cfg
+        self.report = report
+        self.area = cfg["family_dir"]  # our Landlock read-write folder: working folder + forks' areas
+        self.guarded: set[int] = set()  # pids our stacked holder guards refuse to signal (dead holders)
         self.runtime = Runtime(cfg["tools"], cfg["output_limit"], cfg.get("memory_mb"))
         self.runtime.chan = chan
         self.armed_ppid = os.getppid()
@@ -85,6 +105,11 @@ class Worker:
                 self.op_fork(msg)
             elif op == "close":
                 shutil.rmtree(os.getcwd(), ignore_errors=True)
+                if self.area != self.cfg["family_dir"]:
+                    try:
+                        os.rmdir(self.area)  # unless forks of ours still have their areas in it
+                    except OSError:
+                        pass
                 os._exit(0)
             elif op == "ping":
                 self.chan.send({"type": "pong", "pid": os.getpid()})
@@ -122,10 +147,11 @@ class Worker:
         isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)  # the code's orphans come back to us
         res = self.runtime.run(code, soft_timeout=timeout)
         problem = leftovers()
-        kill_children()
+        stopped = kill_children()
         isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 0)
-        if problem and "thread" in problem:
-            # threads cannot be killed: this process is no longer a safe state holder
+        if (problem and "thread" in problem) or not stopped:
+            # a thread cannot be killed (nor a child we may not signal): this is no longer a safe state holder
+            problem = problem or "A process the code started could not be stopped."
             res.update(error=problem + " The episode's variables were lost.", error_kind="exception", lost=True)
             self._send_done(step, res)
             os._exit(0)
@@ -137,10 +163,26 @@ class Worker:
     # busy elsewhere (the model is writing the next action): a step then costs no fork on its critical path.
     def _prefork(self) -> bool:
         """Fork the next step's child. Returns True in that child once it ran a step and became the holder."""
+        self.want_standby = False
+        for _ in range(8):
+            standby = self._fork_standby()
+            if standby is True:
+                return True
+            if standby[0] not in self.guarded:
+                self.standby = standby
+                return False
+            # the pid of a dead holder came round again (pid_max is small): our guards would not let us kill
+            # this child at its deadline. Discard it (it exits by itself) and fork another.
+            os.close(standby[1])
+            os.close(standby[2])
+            _reap(standby[0])
+        return False  # no standby: the step forks its child on demand
+
+    def _fork_standby(self):
+        """(pid, go pipe, verdict pipe) in the holder; True in the child once it ran a step and holds."""
         go_r, go_w = os.pipe()  # holder -> child: the step to run (closing it unused discards the child)
         verdict_r, verdict_w = os.pipe()  # child -> holder: "c" (commit) or "e" + result JSON
         holder = os.getpid()
-        self.want_standby = False
         pid = os.fork()
         if pid == 0:
             os.close(go_w)
@@ -148,6 +190,7 @@ class Worker:
             isolation.set_pdeathsig(signal.SIGKILL)
             if os.getppid() != holder:
                 os._exit(1)
+            self._guard(holder)
             try:
                 order = json.loads(_read_all(go_r, None) or b"null")
             except ValueError:
@@ -159,8 +202,17 @@ class Worker:
             return True
         os.close(go_r)
         os.close(verdict_w)
-        self.standby = (pid, go_w, verdict_r)
-        return False
+        return pid, go_w, verdict_r
+
+    def _guard(self, holder: int) -> None:
+        """In a step child: refuse ourselves (and the code) signals to the holder of the state."""
+        if not self.report.holder_guard or len(self.guarded) >= MAX_GUARDS:
+            return  # no seccomp here, or an episode of very many steps: the holder is then in reach
+        try:
+            holder_guard(holder).load()
+            self.guarded.add(holder)
+        except OSError:
+            pass
 
     def _discard_standby(self) -> None:
         if self.standby is not None:
@@ -205,6 +257,11 @@ class Worker:
     def _run_in_child(self, step, code: str, timeout: float) -> None:
         if self.standby is None and self._prefork():
             return  # (in the child, after its step: it is the holder now)
+        if self.standby is None:
+            self._send_done(step, {"error": "The sandbox could not start this step's process; try again.",
+                                   "error_kind": "crash", "rolled_back": True})
+            self.want_standby = True
+            return
         pid, go_w, r = self.standby
         self.standby = None
         isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)  # if the child dies, its orphans come to us
@@ -225,7 +282,10 @@ class Worker:
         if timed_out:
             _kill(pid)
         status = _reap(pid)
-        kill_children()  # whatever the step started was re-parented to us (we are a subreaper)
+        if not kill_children():  # whatever the step started was re-parented to us (we are a subreaper)
+            self._send_done(step, {"error": "A process the code started could not be stopped. The episode's "
+                                            "variables were lost.", "error_kind": "crash", "lost": True})
+            os._exit(0)
         isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 0)
         if timed_out:
             res = {"error": f"Timeout: the code ran longer than {timeout:g}s and was stopped. "
@@ -278,6 +338,9 @@ class Worker:
             ours.close()
 
     def _become_candidate(self, middle: int, sock: socket.socket, foreign: list) -> None:
+        self.report = isolation.IsolationReport.from_dict(self.report.to_dict())
+        self.report.missing = list(self.report.missing)
+        self.report.fork_depth += 1
         for s in foreign:
             s.close()
         if self.standby is not None:  # the parent's standby is not ours
@@ -288,10 +351,12 @@ class Worker:
         self.chan.close()  # the parent's channel is not ours to use
         self.chan = self.runtime.chan = Channel(sock)
         self.armed_ppid, self.detached_from = None, middle  # re-armed (fork server) once the middle is gone
-        # own copy of the working folder, next to the parent's (inside the family's Landlock-allowed folder)
+        # own area inside the parent's (still in the parent's Landlock domain), with a copy of its folder
         src = os.getcwd()
-        dst = os.path.join(self.cfg["family_dir"], f"w{os.getpid()}")
+        area = os.path.join(self.area, f"c{os.getpid()}")
+        dst = os.path.join(area, "w")
         try:
+            os.mkdir(area, 0o700)
             if os.listdir(src):
                 shutil.copytree(src, dst, symlinks=True)
             else:
@@ -301,44 +366,114 @@ class Worker:
         except OSError as e:
             self.chan.send({"type": "fatal", "error": f"could not copy the working folder: {e}"})
             os._exit(1)
-        self.chan.send({"type": "ready", "pid": os.getpid(), "workdir": dst})
+        self.area = area
+        _reopen_inherited(src, dst, keep={self.chan.fileno()})
+        self._enter_own_domain()
+        self.chan.send({"type": "ready", "pid": os.getpid(), "workdir": dst, "report": self.report.to_dict()})
+
+    def _enter_own_domain(self) -> None:
+        """A Landlock domain nested in the parent's: read-write only our area; signals only to it and below."""
+        rep = self.report
+        if not rep.own_domain:
+            return  # no Landlock (or no signal scoping) to begin with: already listed as missing
+        try:
+            isolation.landlock_restrict(self.area, self.cfg["ro_paths"], isolation.IsolationReport())
+        except OSError as e:
+            rep.own_domain = False
+            why = ("Landlock nests at most 16 domains" if e.errno == 7 else os.strerror(e.errno or 0))
+            rep.missing.append(f"own domain: fork {rep.fork_depth} levels deep shares its parent's Landlock "
+                               f"domain ({why}): its siblings can signal it and reach its folder")
+
+
+def _reopen_inherited(src: str, dst: str, keep: set) -> None:
+    """Point descriptors of files in the parent's folder `src` at the same files in our copy `dst`.
+
+    A fork shares its parent's open files (offset included), and Landlock checks only at open time: without
+    this, a fork writing to a file the parent's code left open would write the parent's file. Pipes, sockets,
+    memfds and shared memory the code made before the fork stay shared (see README)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd in keep:
+            continue
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if not target.startswith(src + "/"):
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+            flags, pos = int(info["flags"].strip(), 8), int(info["pos"].strip())
+            new = os.open(dst + target[len(src):], flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC))
+        except (OSError, KeyError, ValueError):
+            try:  # a file we cannot mirror (e.g. deleted): better closed than shared with the parent
+                if os.readlink(f"/proc/self/fd/{fd}").startswith(src + "/"):
+                    os.close(fd)
+            except OSError:
+                pass
+            continue
+        if pos and not flags & os.O_APPEND:
+            os.lseek(new, pos, os.SEEK_SET)
+        os.dup2(new, fd, inheritable=not flags & os.O_CLOEXEC)
+        os.close(new)
 
 
 def leftovers() -> str | None:
     """A description of threads or processes the step left running, or None.
 
-    Threads count when they run Python code (they have a frame): the code could keep acting after the step.
-    Threads a C library starts for itself (e.g. a thread pool created on import) are not the code's."""
-    threads = max(len(sys._current_frames()), threading.active_count())
+    Seccomp refuses threads; where it is missing, every thread but ours counts (one sleeping in C code has no
+    Python frame, but would live on in the holder). Children that exited are reaped, not counted."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        tasks = []
+    threads = max(len(sys._current_frames()), threading.active_count(), len(tasks))
     if threads > 1:
         return f"The code left {threads - 1} thread(s) running; threads must finish within the step."
-    if _children():
+    reap_exited()
+    if _children(tasks):
         return "The code left child processes running; they were killed."
     return None
 
 
-def _children() -> list[int]:
+def reap_exited() -> None:
+    """Collect children that have exited (zombies); running ones are left alone."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _children(tasks: list | None = None) -> list[int]:
     kids = []
     try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as f:
-                kids.extend(int(p) for p in f.read().split())
+        for tid in tasks or os.listdir("/proc/self/task"):
+            fd = os.open(f"/proc/self/task/{tid}/children", os.O_RDONLY)  # os.read: runs after every step
+            try:
+                kids.extend(int(p) for p in os.read(fd, 1 << 16).split())
+            finally:
+                os.close(fd)
     except OSError:
         pass
     return kids
 
 
-def kill_children() -> None:
-    """Kill every descendant (we are a subreaper: orphans of orphans come back to us) and reap them."""
+def kill_children() -> bool:
+    """Kill every descendant (we are a subreaper: orphans of orphans come back to us) and reap them.
+
+    False if one cannot be killed: it got the pid of a dead holder our guards refuse to signal."""
     for _ in range(1000):
         kids = _children()
         if not kids:
-            return
-        for pid in kids:
-            _kill(pid)
-        for pid in kids:
+            return True
+        killed = [pid for pid in kids if _kill(pid)]
+        if len(killed) < len(kids):
+            return False
+        for pid in killed:
             _reap(pid)
         time.sleep(0.0005)
+    return True
 
 
 def _read_all(fd: int, timeout: float | None) -> bytes:
@@ -355,11 +490,15 @@ def _read_all(fd: int, timeout: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int) -> bool:
+    """SIGKILL; False only when we may not (PermissionError), True when it is dead or gone."""
     try:
         os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        return False
     except OSError:
         pass
+    return True
 
 
 def _reap(pid: int) -> int | None:

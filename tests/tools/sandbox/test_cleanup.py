@@ -3,6 +3,7 @@
     .venv/bin/python -m pytest tests/tools/sandbox/test_cleanup.py -q
 """
 
+import glob
 import json
 import os
 import signal
@@ -34,6 +35,16 @@ def _wait_gone(pids, uid=None, timeout=5.0):
     return False
 
 
+def _cgroups_gone(server_pid, timeout=5.0) -> bool:
+    """No episode cgroup folder of that fork server is left in any hierarchy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not glob.glob(f"/sys/fs/cgroup/*/**/agentdistill-{server_pid}", recursive=True):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_workers_die_with_a_killed_host(tmp_path):
     script = tmp_path / "host.py"
     # the host prints what it started, then blocks in a long step; we SIGKILL it there
@@ -49,6 +60,7 @@ def test_workers_die_with_a_killed_host(tmp_path):
     assert _wait_gone([info["server"], info["ep"], *info["forks"]], uid=info["uid"])
     assert _wait_gone([], uid=info["uid"])
     assert not os.path.exists(info["base"])
+    assert _cgroups_gone(info["server"])
 
 
 def test_sandbox_close_kills_everything():
@@ -58,6 +70,9 @@ def test_sandbox_close_kills_everything():
     forks = ep.fork(3)
     pids, uid, base = [sb.server_pid, ep.pid] + [f.pid for f in forks], ep.isolation.uid, sb.base_dir
     assert len(uid_processes(uid)) >= 4  # the holder and three forks
+    server = sb.server_pid
+    assert glob.glob(f"/sys/fs/cgroup/pids/**/agentdistill-{server}", recursive=True)
     sb.close()
     assert _wait_gone(pids, uid=uid)
     assert not os.path.exists(base)
+    assert _cgroups_gone(server)

@@ -117,11 +117,19 @@ CASES = {
     "kill_host": ("import os\nos.kill({host_pid}, 9)", err("PermissionError", "ProcessLookupError")),
     "kill_fork_server": ("import os\nos.kill({server_pid}, 9)", err("PermissionError", "ProcessLookupError")),
     "kill_init": ("import os\nos.kill(1, 9)", err("PermissionError", "ProcessLookupError")),
-    # kills only this episode's own processes; the step may even finish if the holder dies after the hand-over
-    "kill_everything": ("import os\nos.kill(-1, 9)", lambda r, c: r.error is None or r.state_lost
-                        or r.error_kind == "crash"),
+    # a step may not signal the process holding the state before it (nor every process, nor its group)
+    "kill_everything": ("import os\nos.kill(-1, 9)", both(err("PermissionError"), lambda r, c: not r.state_lost)),
+    "kill_own_group": ("import os\nos.killpg(0, 9)", both(err("PermissionError"), lambda r, c: not r.state_lost)),
     "kill_own_parent": ("import os\nos.kill(os.getppid(), 9)\nimport time\ntime.sleep(5)",
-                        lambda r, c: r.state_lost or r.error_kind in ("crash", "timeout")),
+                        both(err("PermissionError"), lambda r, c: r.rolled_back and not r.state_lost)),
+    "tgkill_own_parent": ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                          "libc.syscall(234, os.getppid(), os.getppid(), 9), ctypes.get_errno()", value("(-1, 1)")),
+    "prlimit_own_parent": ("import os, resource\nresource.prlimit(os.getppid(), resource.RLIMIT_CPU, (0, 0))",
+                           err("PermissionError")),
+    "posix_timer": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                    "libc.syscall(222, 1, None, ctypes.byref(ctypes.c_int())), ctypes.get_errno()", value("(-1, 1)")),
+    "sigio_owner": ("import fcntl, os\nr, w = os.pipe()\nfcntl.fcntl(r, fcntl.F_SETOWN, os.getpid())",
+                    err("PermissionError")),
     "ptrace_host": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                     "libc.ptrace(16, {host_pid}, 0, 0), ctypes.get_errno()", value("(-1, 1)")),
     "host_environ_via_proc": ("open('/proc/{host_pid}/environ').read()", err("FileNotFoundError", "Permission")),
@@ -148,7 +156,8 @@ CASES = {
     "forge_done_over_channel": ("import gc\nrt = [o for o in gc.get_objects() if type(o).__name__ == 'Runtime'][0]\n"
                                 "rt.chan.send({{'type': 'done', 'step': rt.step, 'is_final': True, "
                                 "'final_answer': 'forged', 'error_kind': 'bogus'}})\nwhile True: pass",
-                                lambda r, c: r.error_kind is None or r.error_kind in ("timeout",)),
+                                lambda r, c: (r.error_kind is None or r.error_kind in ("timeout",))
+                                and not r.is_final),
     "garbage_on_channel": ("import gc\nrt = [o for o in gc.get_objects() if type(o).__name__ == 'Runtime'][0]\n"
                            "rt.chan.sock.send(b'\\x01not json')", lambda r, c: r.state_lost),
     "huge_tool_argument": ("search('x' * 10 ** 7)", both(err("exceed the limit"),
@@ -163,6 +172,8 @@ CASES = {
                              "        open('spam.txt', 'a').write('x')\n        time.sleep(0.01)\n"
                              "threading.Thread(target=spam, daemon=True).start()",
                              both(err("thread"), no_uid_leftovers)),
+    "raw_clone_thread": ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                         "libc.syscall(56, 0x10f00, 0, 0, 0, 0), ctypes.get_errno()", value("(-1, 1)")),
 }
 
 
@@ -186,7 +197,7 @@ def test_hostile(name, sb):
 def test_episodes_cannot_read_each_other(sb):
     with sb.episode() as a, sb.episode() as b:
         a.run("secret = 'alpha-123'\nopen('secret.txt', 'w').write('alpha-123')")
-        path = os.path.join(a.workdir, "secret.txt")
+        path = eval(a.run("import os\nos.path.abspath('secret.txt')").value)  # as the episodes see it
         r = b.run(f"open({path!r}).read()")
         assert "PermissionError" in r.error
         r = b.run(f"open('/proc/{a.pid}/mem', 'rb').read(10)")
@@ -210,3 +221,208 @@ def test_tampering_stays_inside_its_episode(sb):
         a.run("import builtins\nbuiltins.print = lambda *x, **k: None")
         assert a.run("print('hi')").stdout == ""  # an episode may break its own runtime...
         assert b.run("print('hi')").stdout == "hi\n"  # ...and nothing else
+
+
+# -- an episode's own state: nothing a step leaves behind may kill the holder later -----------------------------
+TIMERS = {
+    "alarm": "import signal\nsignal.alarm(1)",
+    "setitimer": "import signal\nsignal.setitimer(signal.ITIMER_REAL, 0.5)",
+    "virtual_timer": "import signal\nsignal.setitimer(signal.ITIMER_VIRTUAL, 0.01)",
+    "handler_then_alarm": "import signal\nsignal.signal(signal.SIGALRM, lambda *a: 1 / 0)\nsignal.alarm(1)",
+    "pending_blocked_signal": "import os, signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
+                              "os.kill(os.getpid(), signal.SIGTERM)",
+    "ignored_then_default": "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                            "signal.signal(signal.SIGUSR1, lambda *a: None)",
+}
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+@pytest.mark.parametrize("name", sorted(TIMERS))
+def test_timers_and_signals_do_not_outlive_the_step(name, snapshot, ep):
+    import time
+
+    ep.run("keep = 'before'")
+    r = ep.run(TIMERS[name], snapshot=snapshot)
+    assert r.error is None, r.error
+    time.sleep(1.3)  # past every timer the step set
+    r = ep.run("n = 0\nfor i in range(3 * 10 ** 6):\n    n += i\nkeep", timeout=20)  # CPU time for ITIMER_VIRTUAL
+    assert r.value == "'before'" and not r.state_lost, (r.error, r.state_lost)
+    assert ep.run("import os, signal\nos.kill(os.getpid(), signal.SIGUSR1)").error_kind == "crash"  # default again
+
+
+def test_killing_the_own_holder_fails_the_step_and_keeps_the_state(ep):
+    ep.run("keep = 7")
+    for attempt in range(5):  # it used to race with the step's commit: sometimes no effect, sometimes a crash
+        r = ep.run("import os\nkeep = -1\nos.kill(os.getppid(), 9)")
+        assert "PermissionError" in (r.error or "") and r.rolled_back and not r.state_lost, (attempt, r.error)
+        r = ep.run("import os\nkeep = -1\nos.kill(-1, 9)")
+        assert "PermissionError" in (r.error or "") and not r.state_lost, (attempt, r.error)
+        assert ep.run("keep").value == "7"
+
+
+def test_zombie_children_are_reaped_not_counted(ep):
+    r = ep.run("import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        os._exit(0)\n"
+               "time.sleep(0.3)\n'done'", timeout=5)
+    assert r.error is None and r.value == "'done'", r.error
+    assert strays(ep) == []
+
+
+def test_sleeping_raw_thread_is_refused(ep):
+    ep.run("keep = 1")
+    r = ep.run("import _thread, time\n_thread.start_new_thread(time.sleep, (100,))")
+    assert r.error is not None and "thread" in r.error and r.rolled_back, r.error
+    r = ep.run("from concurrent.futures import ThreadPoolExecutor\nThreadPoolExecutor(2).submit(sum, [1]).result()")
+    assert r.error is not None and "thread" in r.error, r.error
+    assert len(os.listdir(f"/proc/{ep.pid}/task")) == 1  # the holder runs one thread, nothing sleeps in it
+    assert ep.run("keep").value == "1"
+
+
+def test_huge_final_answer_is_cut_and_the_observation_says_so(ep):
+    r = ep.run("final_answer('x' * 10 ** 8)", timeout=20)
+    assert r.is_final and r.error is None, r.error
+    assert len(r.final_answer) == 100_000
+    assert "cut" in r.observation() and "100000000" in r.observation()
+
+
+def test_forged_final_answer_is_not_recorded(ep):
+    code = ("import gc\nrt = [o for o in gc.get_objects() if type(o).__name__ == 'Runtime'][0]\n"
+            "rt.chan.send({'type': 'done', 'step': rt.step, 'is_final': True, 'final_answer': 'forged'})\n"
+            "while True: pass")
+    r = ep.run(code, timeout=1.0)
+    assert not r.is_final and r.final_answer is None
+    r = ep.run("final_answer(5)")
+    assert r.is_final and r.final_answer == 5
+
+
+# -- candidates: each fork in its own signal scope and folder ---------------------------------------------------
+def test_candidate_cannot_kill_its_siblings_or_its_parent(ep):
+    ep.run("x = 'parent'")
+    forks = ep.fork(3)
+    for i, f in enumerate(forks):
+        f.run(f"x = 'fork{i}'")
+    attacker, victim = forks[0], forks[1]
+    for target in (victim.pid, ep.pid, forks[2].pid):
+        r = attacker.run(f"import os, signal\nos.kill({target}, signal.SIGKILL)")
+        assert "PermissionError" in (r.error or ""), (target, r.error)
+        r = attacker.run(f"import os, signal\nos.kill({target}, signal.SIGSTOP)")
+        assert "PermissionError" in (r.error or ""), (target, r.error)
+    attacker.run("import os\nos.kill(-1, 9)")
+    for i, f in enumerate(forks[1:], 1):
+        r = f.run("x")
+        assert r.value == f"'fork{i}'" and not r.state_lost, (i, r.error)
+    assert ep.run("x").value == "'parent'"
+    assert alive(victim.pid) and alive(ep.pid)
+
+
+def test_candidate_cannot_reach_sibling_or_parent_folders(ep):
+    ep.run("open('parent.txt', 'w').write('p')")
+    forks = ep.fork(3)
+    cwd = {i: eval(f.run("import os\nos.getcwd()").value) for i, f in enumerate(forks)}
+    parent_cwd = eval(ep.run("import os\nos.getcwd()").value)
+    for i, f in enumerate(forks):
+        f.run(f"open('mine{i}.txt', 'w').write('{i}')")
+    attack = ("import glob, os\nmine = os.getcwd()\nreached = []\n"
+              "targets = set(glob.glob('../*') + glob.glob('../../*') + glob.glob('../../*/*') + {extra!r})\n"
+              "for t in sorted(targets):\n    t = os.path.realpath(t)\n"
+              "    if t == mine or t.startswith(mine + '/') or not os.path.isdir(t):\n        continue\n"
+              "    for what in ('write', 'read'):\n        try:\n"
+              "            if what == 'write':\n                open(os.path.join(t, 'evil.txt'), 'w').write('x')\n"
+              "            else:\n                os.listdir(t)\n            reached.append((what, t))\n"
+              "        except OSError:\n            pass\nreached")
+    r = forks[0].run(attack.format(extra=[cwd[1], cwd[2], parent_cwd]))
+    assert r.error is None and r.value == "[]", (r.value, r.error)
+    assert sorted(os.listdir(ep.workdir)) == ["parent.txt"]
+    for i in (1, 2):
+        assert sorted(os.listdir(forks[i].workdir)) == ["mine%d.txt" % i, "parent.txt"]
+
+
+def test_broken_protocol_candidate_does_not_take_the_family_down(ep):
+    ep.run("x = 'parent'")
+    forks = ep.fork(3)
+    for i, f in enumerate(forks):
+        f.run(f"x = 'fork{i}'")
+    r = forks[1].run("import gc\nrt = [o for o in gc.get_objects() if type(o).__name__ == 'Runtime'][0]\n"
+                     "rt.chan.sock.send(b'\\x01not json')")
+    assert r.state_lost
+    for i in (0, 2):
+        r = forks[i].run("x")
+        assert r.value == f"'fork{i}'" and not r.state_lost, (i, r.error)
+    assert ep.run("x").value == "'parent'"
+    ep.adopt(forks[2])
+    r = ep.run("x + '!'")
+    assert r.value == "'fork2!'" and not r.state_lost, r.error
+
+
+def test_adopt_takes_the_forks_isolation_record(ep):
+    forks = ep.fork(2)
+    forks[1].run("import gc\nrt = [o for o in gc.get_objects() if type(o).__name__ == 'Runtime'][0]\n"
+                 "rt.chan.sock.send(b'\\x01not json')")  # replaced: a fresh worker with a uid of its own
+    assert forks[1].isolation.uid != ep.isolation.uid
+    ep.adopt(forks[1])
+    assert ep.isolation.uid == eval(ep.run("import os\nos.getuid()").value)
+    assert ep.isolation.to_dict() == forks[1].isolation.to_dict()
+
+
+# -- limits on the whole episode (the episode and all its forks together) ---------------------------------------
+def test_episode_memory_limit_counts_every_fork(sb, ep):
+    limit = ep.isolation.episode_memory_mb
+    assert limit and limit < 600, ep.isolation.missing  # the fixture's 256 MB per process gives 512 per episode
+    forks = ep.fork(3)
+    blob = str(200 * 2 ** 20)
+    made = [f.run(f"blob = b'x' * {blob}\nlen(blob)", timeout=20) for f in forks]  # 600 MB in all
+    kept = [f.run("len(blob)") for f in forks]
+    # the kernel kills the episode's largest process when the episode as a whole is full: the fork that
+    # allocates (its step fails, rolled back) or another fork holding its blob (its state is lost)
+    held = [k.value == blob for k in kept]
+    assert sum(held) < 3, "three forks of 200 MB each fit in an episode limit of %d MB" % limit
+    for m, k, h in zip(made, kept, held):
+        if not h:
+            failed = m if m.error else k
+            assert failed.error_kind == "memory" and "memory" in failed.error, (m.error, k.error)
+    usage = ep.resources()
+    assert usage["memory_peak_mb"] <= limit + 1 and usage["oom_kills"] >= 1, usage
+    assert ep.run("1 + 1").value == "2"
+    with sb.episode() as other:  # other episodes have budgets of their own
+        assert other.run(f"blob = b'x' * {blob}\nlen(blob)", timeout=20).value == blob
+
+
+def test_episode_file_count_and_size_quota():
+    from agentdistill.tools.sandbox import Sandbox
+
+    with Sandbox(timeout=20, preload=(), max_files=300, max_disk_mb=16, pool_size=0) as box, box.episode() as e:
+        assert e.isolation.max_files == 300 and e.isolation.max_disk_mb == 16, e.isolation.missing
+        r = e.run("n = 0\ntry:\n    while True:\n        open(f'f{n}', 'w').close()\n        n += 1\n"
+                  "except OSError as e:\n    err = str(e)\n(n, err)")
+        n, error = eval(r.value)
+        assert n < 300 and "No space left" in error, r.value
+        e.run("import os\nfor i in range(n):\n    os.remove(f'f{i}')")
+        r = e.run("try:\n    open('big', 'wb').write(b'0' * (20 * 2 ** 20))\n"
+                  "except OSError as e:\n    err = str(e)\nerr")
+        assert "No space left" in (r.value or ""), (r.value, r.error)
+        e.run("import os\nos.remove('big')\nopen('five', 'wb').write(b'0' * (5 * 2 ** 20))")
+        forks = e.fork(2)  # the quota is the family's: the forks' copies count against it (15 of 16 MB)
+        r = forks[0].run("open('more', 'wb').write(b'0' * (3 * 2 ** 20))")
+        assert r.error is not None and "No space left" in r.error, r.error
+
+
+def test_candidate_writes_through_an_inherited_file_land_in_its_own_copy(ep):
+    ep.run("log = open('log.txt', 'a')\nlog.write('parent;')\nlog.flush()")
+    forks = ep.fork(2)
+    r = forks[0].run("log.write('fork0;')\nlog.flush()\nlog.tell()")
+    assert r.error is None and r.value == "13", (r.value, r.error)
+    assert open(os.path.join(ep.workdir, "log.txt")).read() == "parent;"
+    assert open(os.path.join(forks[0].workdir, "log.txt")).read() == "parent;fork0;"
+    assert open(os.path.join(forks[1].workdir, "log.txt")).read() == "parent;"
+
+
+def test_forks_deeper_than_landlock_nests_say_they_share_a_domain(ep):
+    ep.run("x = 0")
+    depths = []
+    for _ in range(16):  # the episode's domain and 15 nested ones fill Landlock's 16 layers
+        fork = ep.fork(1)[0]
+        ep.adopt(fork)
+        depths.append((ep.isolation.fork_depth, ep.isolation.own_domain))
+        assert ep.run("x += 1\nx").error is None
+    assert depths[14] == (15, True) and depths[15] == (16, False), depths
+    assert any("16 domains" in m for m in ep.isolation.missing), ep.isolation.missing
+    assert ep.isolation.level == "partial"
