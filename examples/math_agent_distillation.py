@@ -105,21 +105,15 @@ def step1_parse_errors(trajs) -> int:
 
 
 def evaluate(program, devset, name):
+    """The library's evaluation (dspy.Evaluate underneath), summarised the way this script reports it."""
+    from agentdistill.benchmarks import evaluate as run_evaluation
+
     t0 = time.time()
-    rows = []
-    for i, ex in enumerate(devset):
-        try:
-            pred = program(question=ex.question)
-            ok = bool(answer_correct(ex, pred))
-            ans, steps = pred.answer, len(pred.trajectory.steps)
-            parse = pred.trajectory.parse_errors
-        except Exception as e:  # noqa: BLE001
-            ok, ans, steps, parse = False, f"ERROR {type(e).__name__}: {e}", 0, 0
-        rows.append({"id": ex.id, "gold": ex.answer, "answer": ans, "correct": ok, "steps": steps,
-                     "parse_errors": parse})
-        print(f"[{name}] {i + 1}/{len(devset)} correct={ok} answer={str(ans)[:40]!r} gold={ex.answer}", flush=True)
-    acc = sum(r["correct"] for r in rows) / len(rows)
-    return {"accuracy": acc, "correct": sum(r["correct"] for r in rows), "n": len(rows),
+    res = run_evaluation(program, {name: devset}, log_to_mlflow=False)
+    rows = [{"id": r.id, "gold": r.gold, "answer": r.prediction if r.error is None else f"ERROR {r.error}",
+             "correct": r.correct, "steps": r.steps or 0,
+             "parse_errors": (r.trajectory or {}).get("parse_errors", 0)} for r in res.results[name]]
+    return {"accuracy": res.accuracy[name], "correct": sum(r["correct"] for r in rows), "n": len(rows),
             "seconds": round(time.time() - t0, 1), "rows": rows}
 
 

@@ -14,9 +14,8 @@ SelfConsistency). Inside an active MLflow run the metrics go there; else `run_na
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
 import json
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -64,6 +63,10 @@ class EvalResult:
     @property
     def answered_average(self) -> float:
         return sum(self.answered.values()) / len(self.answered) if self.answered else 0.0
+
+    def rows(self) -> dict[str, list[dict]]:
+        """benchmark -> its rows as dicts (id, question, gold, prediction, correct, ...)."""
+        return {b: [asdict(r) for r in rows] for b, rows in self.results.items()}
 
     def metrics(self) -> dict[str, float]:
         """Everything as MLflow metric names (see agentdistill.tracking)."""
@@ -129,15 +132,83 @@ def _jsonable(value):
         return str(value)
 
 
-def _run_one(program, example, benchmark: str, judge: LLMJudge | None) -> ExampleResult:
-    start = time.perf_counter()
-    pred, error = None, None
-    try:
-        with dspy.context(track_usage=True):
-            pred = program(**example.inputs())
-    except Exception as e:  # one failing example must not end a long evaluation
-        error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
-    seconds = time.perf_counter() - start
+ROW = "eval_row"  # an extra input on the devset copies dspy.Evaluate gets: which example a call is (see _Measured)
+
+
+class _Failed(dspy.Prediction):
+    """What `_Measured` returns for a program that raised: the metric records the row, then raises for DSPy."""
+
+
+class ExampleFailed(RuntimeError):
+    """Raised by the metric for an example whose program raised, so dspy.Evaluate's error budget counts it."""
+
+
+class _Measured:
+    """The program as dspy.Evaluate calls it: pops the row number, times the call, tracks LM usage, and turns an
+    exception into a `_Failed` prediction so the metric can record the row with its error.
+
+    dspy's ParallelExecutor resubmits an example that has run 120 s once <= 3 remain (its straggler rule, not
+    configurable through dspy.Evaluate); agent examples on a CPU run minutes, so a second call of a row waits for
+    the first one's result instead of running the program again.
+    """
+
+    def __init__(self, program):
+        self.program = program
+        self.seconds: dict[int, float] = {}
+        self._runs: dict[int, tuple[threading.Event, list]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, **inputs):
+        row = inputs.pop(ROW)
+        with self._lock:
+            first = row not in self._runs
+            if first:
+                self._runs[row] = (threading.Event(), [])
+            done, out = self._runs[row]
+        if not first:
+            done.wait()
+            return out[0]
+        start = time.perf_counter()
+        try:
+            with dspy.context(track_usage=True):
+                pred = self.program(**inputs)
+        except Exception as e:  # recorded by the metric, then counted against dspy's error budget
+            pred = _Failed(error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+        self.seconds[row] = time.perf_counter() - start
+        out.append(pred)
+        done.set()
+        return pred
+
+
+class _Recorder:
+    """The metric dspy.Evaluate calls for one benchmark: builds each example's row, appends it to the JSONL as it
+    finishes (a long run can be inspected while it goes, and an aborted one keeps its rows), advances the bar."""
+
+    def __init__(self, benchmark: str, measured: _Measured, judge: LLMJudge | None, jsonl, on_row):
+        self.benchmark, self.measured, self.judge, self.jsonl, self.on_row = benchmark, measured, judge, jsonl, on_row
+        self.rows: dict[int, ExampleResult] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, example, pred, trace=None) -> float:
+        row_number = example[ROW]
+        failed = isinstance(pred, _Failed)
+        row = _row(example, None if failed else pred, self.benchmark, self.judge,
+                   self.measured.seconds.get(row_number, 0.0), pred.error if failed else None)
+        with self._lock:
+            first = row_number not in self.rows  # a straggler's second call (see _Measured) is not a second row
+            if first:
+                self.rows[row_number] = row
+                if self.jsonl:
+                    self.jsonl.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
+                    self.jsonl.flush()
+        if first:
+            self.on_row(row)
+        if failed:
+            raise ExampleFailed(row.error.splitlines()[0])
+        return float(row.correct)
+
+
+def _row(example, pred, benchmark: str, judge: LLMJudge | None, seconds: float, error: str | None) -> ExampleResult:
     correct = bool(answer_correct(example, pred)) if pred is not None else False
     f1 = float(answer_f1(example, pred)) if pred is not None else 0.0
     steps, tokens = _steps_and_tokens(pred)
@@ -171,8 +242,12 @@ def _trajectory(pred) -> dict | None:
 def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "test", num_threads: int = 1,
              output_dir=None, data_dir=None, judge_lm: dspy.LM | None = None, log_to_mlflow: bool = True,
              run_name: str | None = None, experiment: str | None = None, params: dict | None = None,
-             progress: bool = True, console=None) -> EvalResult:
+             progress: bool = True, console=None, max_errors: int | None = None,
+             model_id: str | None = None) -> EvalResult:
     """Evaluate `program` on benchmarks (names, or a dict name -> list of examples); see the module docstring.
+
+    Each benchmark is one `dspy.Evaluate` call (its threads, error budget and callbacks: `mlflow.dspy.autolog()`
+    logs it as an evaluation); the metric it calls records the rows.
 
     Args:
         limit: first `limit` examples of each benchmark (file order).
@@ -180,6 +255,10 @@ def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "tes
         output_dir: where `<benchmark>.jsonl` files go (None: not written).
         judge_lm: optional LM for the factual LLM judge, logged as `judge_accuracy/<benchmark>`.
         log_to_mlflow: log metrics (+ the JSONL files) to the active run, or to a new run `run_name`.
+        max_errors: examples whose program raises before the evaluation stops (dspy.Evaluate's error budget;
+            None: `dspy.settings.max_errors`). Each failed example is a row with its error, scored wrong.
+        model_id: the MLflow logged model the program is (a compiled student): the metrics link to it, and each
+            benchmark's to its questions' dataset.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -202,32 +281,22 @@ def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "tes
                   TextColumn("acc {task.fields[acc]:.1%}"), TimeElapsedColumn(), console=console,
                   disable=not progress, transient=False) as bar:
         overall = bar.add_task("all", total=total, acc=0.0)
-        n_done = n_correct = 0
+        counts = {"done": 0, "correct": 0}
         for name, examples in sets.items():
             task = bar.add_task(name, total=len(examples), acc=0.0)
-            rows: list[ExampleResult | None] = [None] * len(examples)
-            jsonl = (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") if out_dir else None
-            correct = 0
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-                # copy_context per task: the caller's dspy.context (LM, adapter) holds in the worker threads
-                futures = {pool.submit(contextvars.copy_context().run, _run_one, program, ex, name, judge): i
-                           for i, ex in enumerate(examples)}
-                for fut in concurrent.futures.as_completed(futures):
-                    row = fut.result()
-                    rows[futures[fut]] = row
-                    correct += row.correct
-                    n_done, n_correct = n_done + 1, n_correct + row.correct
-                    if jsonl:  # appended as each finishes, so a long run can be inspected while it goes
-                        jsonl.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
-                        jsonl.flush()
-                    done = sum(r is not None for r in rows)
-                    bar.update(task, advance=1, acc=correct / done)
-                    bar.update(overall, advance=1, acc=n_correct / n_done)
-            if jsonl:
-                jsonl.close()
+            seen = {"done": 0, "correct": 0}
+
+            def on_row(row, task=task, seen=seen):
+                for c in (seen, counts):
+                    c["done"], c["correct"] = c["done"] + 1, c["correct"] + row.correct
+                bar.update(task, advance=1, acc=seen["correct"] / seen["done"])
+                bar.update(overall, advance=1, acc=counts["correct"] / counts["done"])
+
+            rows = _evaluate_one(program, name, examples, judge, out_dir, on_row, num_threads, max_errors)
+            if out_dir:
                 result.files[name] = str(out_dir / f"{name}.jsonl")
             result.results[name] = rows
-            result.accuracy[name] = correct / len(rows) if rows else 0.0
+            result.accuracy[name] = sum(r.correct for r in rows) / len(rows) if rows else 0.0
             result.answered[name] = sum(r.answered for r in rows) / len(rows) if rows else 0.0
             if examples and task_family(examples[0]) == "factual":
                 result.f1[name] = sum(r.f1 for r in rows) / len(rows)
@@ -237,17 +306,50 @@ def evaluate(program, benchmarks, *, limit: int | None = None, split: str = "tes
                     result.judge_accuracy[name] = sum(judged) / len(judged)
 
     if log_to_mlflow:
-        _log(result, run_name=run_name, experiment=experiment, params=params)
+        _log(result, run_name=run_name, experiment=experiment, params=params, model_id=model_id)
     return result
 
 
-def _log(result: EvalResult, *, run_name, experiment, params) -> None:
+class EvaluationAborted(RuntimeError):
+    """More examples failed than the error budget allows; the rows finished so far are kept in the JSONL."""
+
+
+def _evaluate_one(program, name: str, examples: list, judge, out_dir: Path | None, on_row, num_threads: int,
+                  max_errors: int | None) -> list[ExampleResult]:
+    """One benchmark through dspy.Evaluate; the rows in example order."""
+    if not examples:
+        return []
+    measured = _Measured(program)
+    jsonl = (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") if out_dir else None
+    recorder = _Recorder(name, measured, judge, jsonl, on_row)
+    devset = [ex.copy(**{ROW: i}).with_inputs(*ex.inputs().keys(), ROW) for i, ex in enumerate(examples)]
+    evaluator = dspy.Evaluate(devset=devset, metric=recorder, num_threads=max(1, num_threads),
+                              display_progress=False, max_errors=max_errors, provide_traceback=False)
+    try:
+        evaluator(measured, callback_metadata={"benchmark": name})
+    except Exception as e:
+        failed = [r for r in recorder.rows.values() if r.error is not None]
+        if not failed:
+            raise
+        where = f"; the {len(recorder.rows)} finished rows are in {out_dir / f'{name}.jsonl'}" if out_dir else ""
+        raise EvaluationAborted(
+            f"{name}: the evaluation stopped after {len(failed)} examples failed (dspy's error budget, max_errors="
+            f"{max_errors if max_errors is not None else dspy.settings.max_errors}); first error: "
+            f"{failed[0].error.splitlines()[0]}{where}. Fix the cause, or raise the budget (evaluate(max_errors=...), "
+            "dspy.configure(max_errors=...))") from e
+    finally:
+        if jsonl:
+            jsonl.close()
+    return [recorder.rows[i] for i in range(len(examples))]
+
+
+def _log(result: EvalResult, *, run_name, experiment, params, model_id) -> None:
     import mlflow
 
     from agentdistill import tracking
 
     def log():
-        tracking.log_metrics(result.metrics())
+        tracking.log_evaluation(result.metrics(), result.rows(), model_id=model_id)
         for path in result.files.values():
             tracking.log_artifact(path, artifact_path="eval")
 

@@ -51,9 +51,9 @@ def extract_math_answer(output) -> str:
         return str(output)
     text = str(output).strip()
     if "boxed" in text or "\\fbox" in text:
-        boxed = _last_boxed(text)
+        boxed = last_boxed(text)
         if boxed is not None:
-            return boxed.strip()
+            return boxed
     m = None
     for m in re.finditer(r"final_answer\s*\(", text):
         pass
@@ -132,16 +132,24 @@ def _balanced(text: str, start: int, open_ch: str, close_ch: str, python: bool =
     return None
 
 
-def _last_boxed(text: str) -> str | None:
-    idx = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if idx < 0:
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])(\s*)")  # the command (not a longer one, e.g. \boxedx), spaces
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...} or \\fbox{...}, braces balanced (\\boxed{\\frac{1}{2}}), stripped; or the
+    token of a brace-less "\\boxed 5". None without one, or when its braces do not close.
+
+    The one extraction of a boxed answer: math grading and the CoT parser (programs/parsing.py) both use it.
+    """
+    boxes = list(_BOX.finditer(text))
+    if not boxes:
         return None
-    rest = text[idx:]
-    brace = rest.find("{")
-    if brace < 0 or rest[len("\\boxed") if rest.startswith("\\boxed") else len("\\fbox") :][:1] == " ":
-        m = re.match(r"\\(?:boxed|fbox)\s+([^\s$]+)", rest)  # "\boxed 5"
-        return m.group(1) if m else None
-    return _balanced(rest, brace, "{", "}")
+    box = boxes[-1]
+    if text[box.end() : box.end() + 1] == "{":
+        inner = _balanced(text, box.end(), "{", "}")
+        return inner.strip() if inner is not None else None
+    token = re.match(r"[^\s$]+", text[box.end() :]) if box.group(1) else None  # "\boxed 5"
+    return token.group(0) if token else None
 
 
 # ----------------------------------------------------------------------------- normalisation

@@ -1,4 +1,4 @@
-"""The main job's TOML config: one dataclass per table, validated with errors that name the fix.
+"""The main job's TOML config: one pydantic model per table, validated with errors that name the fix.
 
     cfg = load_config("configs/quickstart.toml")     # ConfigError: "unknown key 'epoch' in [sft]; did you mean 'epochs'?"
     cfg.variants()                                   # ["student-agent", "student-agent+sag", "agent-distill", ...]
@@ -18,18 +18,26 @@ Tables and keys (all optional except [teacher] and [student] model names; see co
     [sft]       any field of agentdistill.optimizers SFT (lora_r, epochs, learning_rate, max_length, ...)
     [eval]      benchmarks, limit, split, data_dir, judge_model
     [sag]       enabled, programs, variants, n, temperature, top_p
+
+A file is validated strictly (pydantic's strict mode: "yes" is not true, "10" is not 10, 1.5 is not an integer),
+every problem of a file at once; relations between keys and names from other modules (benchmarks, servers,
+variants) are checked after that, in `_check_values`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import os
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
 DEFAULT_VARIANTS = ("student-cot", "student-agent", "cot-distill", "agent-distill")
 # the teacher's own rows: the ceiling the student is distilled towards (evaluated, never trained)
@@ -50,26 +58,29 @@ class ConfigError(ValueError):
     """A config problem; the message names the table, the key and the fix."""
 
 
-@dataclass
-class RunConfig:
+class Table(BaseModel):
+    """A table of the config file: a key it does not define is an error (with a suggestion), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunConfig(Table):
     experiment: str = "agentdistill"  # MLflow experiment (one run per variant)
     output_dir: str = "runs/agentdistill"  # trajectories, checkpoints, eval JSONL, the results table
     seed: int = 0
-    threads: int = 1  # evaluation threads
+    threads: int = Field(1, ge=1)  # evaluation threads
     tracking_uri: str = ""  # "" -> $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
     publish_dir: str = ""  # also write the summary (summary.json: every cell with n and 95% intervals) here, e.g.
     # "results/table2_cpu" for the README's tables (scripts/readme_tables.py)
 
 
-@dataclass
-class TaskConfig:
-    family: str = "math"  # "math": Python-only agent; "factual": agent with the retrieval tool
-    max_steps: int = 5  # agent steps per question
-    max_tokens: int = 512  # per LM call (agent step / CoT answer)
+class TaskConfig(Table):
+    family: Literal["math", "factual"] = "math"  # "math": Python-only agent; "factual": agent with the retrieval tool
+    max_steps: int = Field(5, ge=1)  # agent steps per question
+    max_tokens: int = Field(512, ge=16)  # per LM call (agent step / CoT answer)
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(Table):
     model: str = ""  # shipped name, HF folder/hub id (local engine), or "<provider>/<name>" (litellm, with api_base)
     api_base: str = ""  # OpenAI-compatible server (vLLM, SGLang), e.g. "http://gpu:8000/v1"
     server: str = ""  # with api_base: "vllm" (default) | "sglang" | "llama.cpp" | "agentdistill" - how the server
@@ -83,50 +94,46 @@ class ModelConfig:
     max_tokens: int = 0  # per LM call of this model's programs; 0 -> [task] max_tokens
 
 
-@dataclass
-class TrainsetConfig:
+class TrainsetConfig(Table):
     benchmark: str = "math"  # a registry name (math, math_medium, hotpotqa) ...
     file: str = ""  # ... or a question file of the paper's format (overrides benchmark)
     split: str = "train"
-    limit: int = 100
+    limit: int = Field(100, ge=1)
     data_dir: str = ""  # "" -> $AGENTDISTILL_DATA or the shared data folder
 
 
-@dataclass
-class RetrievalConfig:
+class RetrievalConfig(Table):
     index: str = ""  # a ColBERT index name or folder (agentdistill index build ...)
     url: str = ""  # ... or a ColBERT search server (agentdistill index serve ...)
     k: int = 3  # passages per search
     mode: str = "hybrid"  # local index: "hybrid" (BM25 + ColBERT fused), "colbert" or "bm25" alone
 
 
-@dataclass
-class DistillConfig:
-    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
+class DistillConfig(Table):
+    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS))
     first_thought_prefix: bool = True  # seed the teacher's first step with its own first thought
-    teacher_threads: int = 1  # concurrent teacher episodes while collecting trajectories
+    teacher_threads: int = Field(1, ge=1)  # concurrent teacher episodes while collecting trajectories
     seed_store: str = ""  # a teacher store file (e.g. committed with the repo) merged into the job's store first: the
     # teacher is asked only for what it lacks under the current settings (`distill --regenerate-teacher` skips it)
 
 
-@dataclass
-class EvalConfig:
-    benchmarks: list[str] = field(default_factory=lambda: ["math500"])
-    limit: int = 50  # first N questions of each benchmark (0: all)
+class EvalConfig(Table):
+    benchmarks: list[str] = Field(default_factory=lambda: ["math500"])
+    limit: int = Field(50, ge=0)  # first N questions of each benchmark (0: all)
     split: str = "test"
     data_dir: str = ""
     judge_model: str = ""  # optional LLM judge for factual sets (litellm model name), logged separately
 
 
-@dataclass
-class SagConfig:
+class SagConfig(Table):
     enabled: bool = True  # also evaluate variants wrapped in SelfConsistency
-    programs: list = field(default_factory=lambda: ["agent", "cot"])  # which kinds get a +sag row ("cot": answer
-    # voting, classic self-consistency; "agent": the paper's self-consistent action generation)
-    variants: list = field(default_factory=list)  # only these variants get a +sag row ([]: every one of `programs`)
-    n: int = 8
+    programs: list[str] = Field(default_factory=lambda: ["agent", "cot"])  # which kinds get a +sag row ("cot":
+    # answer voting, classic self-consistency; "agent": the paper's self-consistent action generation)
+    variants: list[str] = Field(default_factory=list)  # only these variants get a +sag row ([]: every one of
+    # `programs`)
+    n: int = Field(8, ge=1)
     temperature: float = 0.4
-    top_p: float = 0.8
+    top_p: float = Field(0.8, gt=0, le=1)
 
 
 def program_kind(variant: str) -> str:
@@ -151,19 +158,31 @@ def uses_prefix(variant: str, cfg: "Config") -> bool:
     return variant == "agent-distill+ftp" or (variant == "agent-distill" and cfg.distill.first_thought_prefix)
 
 
-@dataclass
-class Config:
-    run: RunConfig = field(default_factory=RunConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
-    teacher: ModelConfig = field(default_factory=ModelConfig)
-    student: ModelConfig = field(default_factory=ModelConfig)
-    trainset: TrainsetConfig = field(default_factory=TrainsetConfig)
-    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    sft: dict = field(default_factory=dict)  # validated against the SFT dataclass of agentdistill.optimizers
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    sag: SagConfig = field(default_factory=SagConfig)
-    path: str = ""  # where it was read from
+class Config(Table):
+    """The whole file: one field per table.
+
+    Example:
+        >>> cfg = parse_config({"teacher": {"model": "qwen2.5-coder-0.5b-instruct"},
+        ...                     "student": {"model": "smollm2-135m-instruct"}, "sag": {"n": 3}})
+        >>> cfg.sag.n, cfg.eval.benchmarks
+        (3, ['math500'])
+    """
+
+    run: RunConfig = Field(default_factory=RunConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    teacher: ModelConfig = Field(default_factory=ModelConfig)
+    student: ModelConfig = Field(default_factory=ModelConfig)
+    trainset: TrainsetConfig = Field(default_factory=TrainsetConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    sft: dict = Field(default_factory=dict)  # validated against the SFT dataclass of agentdistill.optimizers
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    sag: SagConfig = Field(default_factory=SagConfig)
+    _path: str = PrivateAttr("")  # where it was read from (not a table: `[path]` in a file is an unknown table)
+
+    @property
+    def path(self) -> str:
+        return self._path
 
     def variants(self) -> list[str]:
         """The rows of the results table, in run order (each variant, then its SelfConsistency version)."""
@@ -181,87 +200,98 @@ class Config:
         return SFT(**self.sft)
 
     def to_dict(self) -> dict:
-        return {f.name: (dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
-                         else getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "path"}
+        return self.model_dump()
 
 
-TABLES = {f.name: f for f in dataclasses.fields(Config) if f.name != "path"}
+TABLES = list(Config.model_fields)
 
 
-def _suggest(word: str, options) -> str:
+def _suggest(word: str, options, noun: str = "keys") -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     close = close or [o for o in options if word.startswith(o) or o.startswith(word)][:1]  # "evaluation" -> "eval"
-    return f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(options)}"
-
-
-def _type_ok(value, annotation) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (object,)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is object or annotation is typing.Any:
-        return True
-    return isinstance(value, annotation)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid {noun}: {', '.join(options)}"
 
 
 def _type_name(annotation) -> str:
+    """How a config file's reader names a type: "an integer", "a list of strings", "'math' or 'factual'"."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin is list:
-        item = typing.get_args(annotation)[0]
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(item, str(item))
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+    if origin is Literal:
+        return " or ".join(map(repr, typing.get_args(annotation)))
+    if origin is list or annotation is list:
+        (item,) = typing.get_args(annotation) or (object,)
+        return "a list" + {int: " of integers", float: " of numbers", str: " of strings"}.get(item, "")
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a table",
             type(None): "none"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
-def _build(cls, table: str, values, suggest=None):
-    if not isinstance(values, dict):
-        raise ConfigError(f"[{table}] must be a table (a [{table}] section), got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key, value in values.items():
-        if key not in names:
-            raise ConfigError(f"unknown key '{key}' in [{table}]{(suggest or _suggest)(key, names)}")
-        if not _type_ok(value, hints[key]):
-            raise ConfigError(f"[{table}] {key} must be {_type_name(hints[key])}, got {value!r}")
-    try:
-        return cls(**values)
-    except (ValueError, TypeError) as e:  # the dataclass's own checks (e.g. SFT.__post_init__)
-        raise ConfigError(f"[{table}] {e}") from None
+def _bounds(metadata) -> str:
+    """">= 1" or "in (0, 1]" from a field's pydantic constraints."""
+    low = next((("(", m.gt) for m in metadata if isinstance(m, annotated_types.Gt)), None) or \
+        next((("[", m.ge) for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next(((")", m.lt) for m in metadata if isinstance(m, annotated_types.Lt)), None) or \
+        next((("]", m.le) for m in metadata if isinstance(m, annotated_types.Le)), None)
+    if low and high:
+        return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    (bracket, bound), op = (low, {"(": ">", "[": ">="}) if low else (high, {")": "<", "]": "<="})
+    return f"{op[bracket]} {bound}"
 
 
-def _validate_sft(values: dict) -> dict:
+BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _problem(error: dict, model: type[BaseModel], values: dict, table: str | None, suggest=_suggest) -> str:
+    """One pydantic error of `values` (the file's table `table`, or the whole file when None) as the user reads it."""
+    loc = error["loc"]
+    if table is None:  # the whole file: an unknown table, a table that is not one, or a problem inside a table
+        if error["type"] == "extra_forbidden" and len(loc) == 1:
+            return f"unknown table [{loc[0]}]{_suggest(loc[0], TABLES, 'tables')}"
+        table, model, values = loc[0], model.model_fields[loc[0]].annotation, values[loc[0]]
+        if len(loc) == 1:
+            return f"[{table}] must be a table (a [{table}] section), got {values!r}"
+        loc = loc[1:]
+    key = loc[0]  # a list's item error (loc ("benchmarks", 1)) shows the whole list, as written
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{key}' in [{table}]{suggest(key, list(model.model_fields))}"
+    field = model.model_fields[key]
+    if error["type"] in BOUND_ERRORS:
+        return f"[{table}] {key} must be {_bounds(field.metadata)}, got {values[key]!r}"
+    return f"[{table}] {key} must be {_type_name(field.annotation)}, got {values[key]!r}"
+
+
+@functools.cache
+def _settings_model(settings_class) -> type[BaseModel]:
+    """A pydantic model of a settings dataclass's fields, to check a table of them before the dataclass is built."""
+    hints = typing.get_type_hints(settings_class)
+    fields = {f.name: (hints.get(f.name, typing.Any), f.default if f.default is not dataclasses.MISSING
+                       else Field(default_factory=f.default_factory) if f.default_factory is not dataclasses.MISSING
+                       else ...) for f in dataclasses.fields(settings_class)}
+    return create_model(f"{settings_class.__name__}Table", __base__=Table, **fields)
+
+
+def _sft_problems(values: dict) -> list[str]:
+    """[sft]'s problems: unknown keys (TRL's names get our name), wrong types, then the SFT dataclass's own checks."""
     try:
         from agentdistill.optimizers.training import SFT, suggest_setting
     except ImportError:  # optimizers not installed: keys are checked when the job builds the trainer
-        return dict(values)
-    if not isinstance(values, dict):
-        raise ConfigError(f"[sft] must be a table, got {values!r}")
-    _build(SFT, "sft", values, suggest_setting)  # unknown keys (TRL names too), wrong types, SFT's own checks
-    return dict(values)
+        return []
+    model = _settings_model(SFT)
+    try:
+        model.model_validate(values, strict=True)
+    except ValidationError as e:
+        return [_problem(err, model, values, "sft", suggest_setting) for err in e.errors()]
+    try:
+        SFT(**values)
+    except (ValueError, TypeError) as e:  # SFT.__post_init__: settings that do not go together
+        return [f"[sft] {e}"]
+    return []
 
 
 def _check_values(cfg: Config) -> None:
+    """What a table's types cannot say: keys that depend on each other and names other modules define."""
     from agentdistill.benchmarks.loaders import BenchmarkNotFoundError, canonical_name
 
-    def positive(table, key, value, minimum=1):
-        if value < minimum:
-            raise ConfigError(f"[{table}] {key} must be >= {minimum}, got {value}")
-
-    if cfg.task.family not in ("math", "factual"):
-        raise ConfigError(f"[task] family must be 'math' or 'factual', got {cfg.task.family!r}")
-    positive("task", "max_steps", cfg.task.max_steps)
-    positive("task", "max_tokens", cfg.task.max_tokens, 16)
-    positive("run", "threads", cfg.run.threads)
     for role in ("teacher", "student"):
         for key in ("backend", "trained_backend"):
             if getattr(getattr(cfg, role), key) not in ("", "transformers", "llama.cpp"):
@@ -283,8 +313,7 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError("[teacher] trained_backend: only the student is trained; set it in [student]")
     for v in cfg.distill.variants:
         if v not in VARIANTS:
-            raise ConfigError(f"[distill] variants: unknown variant {v!r}{_suggest(v, VARIANTS)}"
-                              .replace("valid keys", "valid variants"))
+            raise ConfigError(f"[distill] variants: unknown variant {v!r}{_suggest(v, VARIANTS, 'variants')}")
     if not cfg.distill.variants:
         raise ConfigError(f"[distill] variants is empty; choose from {', '.join(VARIANTS)}")
     if {"agent-distill", "agent-distill+ftp"} <= set(cfg.distill.variants) and cfg.distill.first_thought_prefix:
@@ -306,12 +335,8 @@ def _check_values(cfg: Config) -> None:
     if cfg.trainset.file and not Path(cfg.trainset.file).is_file():
         raise ConfigError(f"[trainset] file {cfg.trainset.file!r} does not exist (a relative path is read from the "
                           f"config file's folder, then from the folder you run in: {Path.cwd()})")
-    positive("trainset", "limit", cfg.trainset.limit)
-    positive("eval", "limit", cfg.eval.limit, 0)
-    positive("sag", "n", cfg.sag.n)
     if not cfg.sag.programs or set(cfg.sag.programs) - {"agent", "cot"}:
         raise ConfigError(f"[sag] programs must list 'agent' and/or 'cot', got {cfg.sag.programs!r}")
-    positive("distill", "teacher_threads", cfg.distill.teacher_threads)
     if cfg.distill.seed_store and not Path(cfg.distill.seed_store).is_file():
         raise ConfigError(f"[distill] seed_store {cfg.distill.seed_store!r} does not exist (a relative path is read "
                           "from the config file's folder, then from the folder you run in); remove the key to "
@@ -319,8 +344,6 @@ def _check_values(cfg: Config) -> None:
     for v in cfg.sag.variants:
         if v not in cfg.distill.variants:
             raise ConfigError(f"[sag] variants: {v!r} is not in [distill] variants ({', '.join(cfg.distill.variants)})")
-    if not 0 < cfg.sag.top_p <= 1:
-        raise ConfigError(f"[sag] top_p must be in (0, 1], got {cfg.sag.top_p}")
     if cfg.task.family == "factual" and not (cfg.retrieval.index or cfg.retrieval.url):
         raise ConfigError("[retrieval] index is required for factual tasks: build one with "
                           "`agentdistill index build ...` and set index = \"<name or folder>\" (or url = a server)")
@@ -333,21 +356,17 @@ def _check_values(cfg: Config) -> None:
 
 
 def parse_config(data: dict, path: str = "<config>") -> Config:
-    """A validated Config from a parsed TOML document."""
-    for table in data:
-        if table not in TABLES:
-            raise ConfigError(f"unknown table [{table}]{_suggest(table, list(TABLES))}".replace("valid keys",
-                                                                                          "valid tables"))
-    kwargs = {}
-    for name, f in TABLES.items():
-        if name not in data:
-            continue
-        if name == "sft":
-            kwargs[name] = _validate_sft(data[name])
-        else:
-            cls = f.default_factory().__class__
-            kwargs[name] = _build(cls, name, data[name])
-    cfg = Config(**kwargs, path=str(path))
+    """A validated Config from a parsed TOML document; a ConfigError names every problem of its tables (one a line)."""
+    problems = []
+    try:
+        cfg = Config.model_validate(data, strict=True)
+    except ValidationError as e:
+        problems = [_problem(err, Config, data, None) for err in e.errors(include_url=False)]
+    if isinstance(data.get("sft"), dict):
+        problems += _sft_problems(data["sft"])
+    if problems:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
+    cfg._path = str(path)
     if Path(path).is_file():
         _resolve_inputs(cfg, Path(path).parent)
     _check_values(cfg)
@@ -389,7 +408,7 @@ def load_config(path) -> Config:
     try:
         return parse_config(data, path)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in str(e).splitlines())) from None
 
 
 def api_key(model: ModelConfig) -> str | None:

@@ -18,7 +18,6 @@ without MLflow and its results stay in <output_dir>.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import random
@@ -88,31 +87,12 @@ def make_search(cfg: Config):
     return open_search(cfg.retrieval.index, mode=cfg.retrieval.mode, k=cfg.retrieval.k)
 
 
-COT_MATH = ("Solve the math problem step by step. Give the final answer as a number or a simplified expression "
-            "(e.g. 3/4, 2*sqrt(2)), without units.")
-COT_FACTUAL = ("Answer the question step by step from what you know. Give the final answer as a short phrase "
-               "(a name, date, number or yes/no), not a sentence.")
-
-
 def make_program(kind: str, cfg: Config, search=None, max_tokens: int | None = None):
-    """A fresh (uncompiled) program: kind "agent" (math_agent / factual_agent) or "cot" (ChainOfThoughtSolver)."""
-    from agentdistill.programs import ChainOfThoughtSolver, factual_agent, math_agent
+    """A fresh (uncompiled) program of the config's task family: kind "agent" or "cot" (programs.ready.preset)."""
+    from agentdistill.programs.ready import preset
 
-    max_tokens = max_tokens or cfg.task.max_tokens
-    if kind == "agent":
-        if cfg.task.family == "factual":
-            return factual_agent(search, max_steps=cfg.task.max_steps, max_tokens=max_tokens)
-        return math_agent(max_steps=cfg.task.max_steps, max_tokens=max_tokens)
-    instructions = COT_FACTUAL if cfg.task.family == "factual" else COT_MATH
-    return ChainOfThoughtSolver("question -> answer", instructions=instructions, max_tokens=max_tokens)
-
-
-def _kwargs_for(cls, **candidates):
-    """Only the keyword arguments `cls` accepts (the optimizers' constructors evolve independently)."""
-    params = inspect.signature(cls).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return candidates
-    return {k: v for k, v in candidates.items() if k in params}
+    return preset(kind, cfg.task.family, search, max_steps=cfg.task.max_steps,
+                  max_tokens=max_tokens or cfg.task.max_tokens)
 
 
 def load_trainset(cfg: Config) -> list:
@@ -175,15 +155,15 @@ def teleprompter_for(variant: str, cfg: Config, out: Path, track: bool = True):
     sft.setdefault("output_dir", str(out / variant / "sft"))
     sft.setdefault("seed", cfg.run.seed)
     sft = optimizers.SFT(**sft)
-    cls = optimizers.AgentDistill if program_kind(variant) == "agent" else optimizers.CoTDistill
+    common = dict(metric=answer_correct, sft=sft, num_threads=cfg.distill.teacher_threads,
+                  store=str(teacher_store_path(out)), student_model=cfg.student.base_model or None,
+                  backend=cfg.student.trained_backend or None, track=track)
+    if program_kind(variant) == "cot":
+        return optimizers.CoTDistill(**common)
     # one store for every variant of the job: agent-distill's first-thought prefixes come from the same teacher CoT
     # answers that cot-distill trains on (same prompt, same key), so the teacher writes them once
-    return cls(**_kwargs_for(cls, metric=answer_correct, first_thought_prefix=uses_prefix(variant, cfg),
-                             sft=sft, num_threads=cfg.distill.teacher_threads,
-                             store=str(teacher_store_path(out)),
-                             cot_instructions=make_program("cot", cfg).instructions,
-                             student_model=cfg.student.base_model or None,
-                             backend=cfg.student.trained_backend or None, track=track))
+    return optimizers.AgentDistill(**common, first_thought_prefix=uses_prefix(variant, cfg),
+                                   cot_instructions=make_program("cot", cfg).instructions)
 
 
 def _commit() -> str:
@@ -344,13 +324,17 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
                 console.print(f"{escape(name)}: continuing MLflow run {earlier.info.run_id} (an earlier attempt of "
                               f"this job left it {earlier.info.status})", highlight=False)
             res = None
-            with runs.run(name, params=params):  # opened first: the run's duration is the evaluation's
+            with runs.run(name, params=params) as run:  # opened first: the run's duration is the evaluation's
                 start = time.perf_counter()
                 res = evaluate(prog, evalsets, num_threads=cfg.run.threads, output_dir=out / "eval" / name,
                                judge_lm=judge_lm, console=console, log_to_mlflow=False)
                 timings[name] = time.perf_counter() - start
+                # a distilled student's metrics link to the model its compile logged (MLflow's model view)
+                model_id = tracking.find_student_model(program) if run is not None and is_distilled(variant) \
+                    else None
                 runs.log(metrics={**res.metrics(), "eval_seconds": timings[name]}, dicts=dicts,
-                         artifacts={**files, **{path: "eval" for path in res.files.values()}})
+                         artifacts={**files, **{path: "eval" for path in res.files.values()}},
+                         eval_rows=res.rows(), model_id=model_id)
             results[name] = {**res.accuracy, tracking.AVERAGE: res.average}
             answered[name] = {**res.answered, tracking.AVERAGE: res.answered_average}
             console.print(f"{escape(name)}: average accuracy {100 * res.average:.1f}% ({timings[name]:.0f} s)",

@@ -89,8 +89,8 @@ def main(args) -> int:
     from agentdistill.tracking.jobs import JobRuns
 
     console = Console()
-    if args.limit is not None and args.limit < 1 or args.threads < 1 or args.sag < 0:
-        raise UserError("--limit and --threads must be >= 1, --sag >= 0")
+    if args.limit is not None and args.limit < 1 or args.threads < 1 or args.sag < 0 or args.max_steps < 1:
+        raise UserError("--limit, --threads and --max-steps must be >= 1, --sag >= 0")
     if not 0 < args.sag_top_p <= 1:
         raise UserError(f"--sag-top-p must be in (0, 1], got {args.sag_top_p}")
     sets = {Path(b).stem if b.endswith((".json", ".jsonl")) else b:

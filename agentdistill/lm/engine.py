@@ -310,6 +310,8 @@ class AsyncEngine:
 
     @classmethod
     def load_state(cls, state: dict) -> "AsyncEngine":
-        from dspy.clients.lm import _import_engine_class
+        import pkgutil
 
-        return cls(_import_engine_class(state["class"]).load_state(state["state"]))
+        # "module:QualName", as dump_state writes it (DSPy's own engine records use the same form); DSPy has asked
+        # for allow_custom_lm_class before a saved custom engine gets here
+        return cls(pkgutil.resolve_name(state["class"]).load_state(state["state"]))

@@ -201,11 +201,16 @@ def sample(lm, messages, n: int = 1, temperature: float | None = None, top_p: fl
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
         # a partial assistant turn: the server must be told to continue it (vLLM's default is a new turn)
         options = add_continuation(options, continuation_kwargs(lm) if continuation is None else continuation, lm)
+    from agentdistill.dspy_compat import adapter_message_call
+
+    # our adapters rendered these messages: an adapter's own call, so DSPy does not warn once per sample
     if not temperature:
-        return [_text(lm(messages=messages, **options)[0])] * n
+        with adapter_message_call(lm, messages):
+            return [_text(lm(messages=messages, **options)[0])] * n
 
     def one(i: int) -> str:
-        return _text(lm(messages=messages, rollout_id=i, **options)[0])
+        with adapter_message_call(lm, messages):
+            return _text(lm(messages=messages, rollout_id=i, **options)[0])
 
     with ThreadPoolExecutor(max_workers=min(n, 8)) as pool:  # servers batch concurrent requests
         # a fresh copy of this thread's context per task (one context cannot be entered by two threads at once)

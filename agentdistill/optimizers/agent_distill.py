@@ -29,34 +29,31 @@ from pathlib import Path
 from typing import Any, Callable
 
 import dspy
-from dspy.teleprompt import Teleprompter
 
-from agentdistill.optimizers import pipeline
+from agentdistill.optimizers import teacher_runs
 from agentdistill.optimizers.cot_distill import cot_settings, generate_answers
-from agentdistill.optimizers.filtering import FilterReport, filter_trajectories
+from agentdistill.optimizers.filtering import filter_trajectories
 from agentdistill.optimizers.first_thought import prefix_solver, seed_prefix
-from agentdistill.optimizers.store import (TrajectoryStore, example_id, lm_settings, settings_hash, template_digest,
+from agentdistill.optimizers.store import (TrajectoryStore, lm_settings, settings_hash, template_digest,
                                            tool_fingerprint)
+from agentdistill.optimizers.teleprompter import DistillTeleprompter, example_ids
 from agentdistill.optimizers.training import SFT
 from agentdistill.programs.code_agent import EXAMPLE_HEADER
+from agentdistill.programs.protocols import DistillableAgent, program_lm
 
 # bump when the way prefixes are made changes (new store keys). v2: the paper's way - the teacher's plain CoT answer
 # (stored as kind "cot", shared with CoTDistill), its first paragraph, seeded with the paragraph break.
 PREFIX_METHOD = "cot-first-paragraph/v2"
 
 
-class AgentDistill(Teleprompter):
-    """Agent distillation teleprompter: teacher trajectories -> filter -> SFT -> compiled student.
+class AgentDistill(DistillTeleprompter):
+    """Agent distillation teleprompter: teacher trajectories -> filter -> SFT -> compiled student; programs:
+    `DistillableAgent` (a CodeAgent, or your own type with its members).
 
     Args:
         metric: metric(example, prediction, trace=None) -> bool, grading a trajectory's final answer on the
             prediction the student returns at evaluation (its signature's output field, a `Trajectory`).
         first_thought_prefix: seed the teacher's first thought with the first paragraph of its own CoT answer.
-        sft: fine-tuning settings (`SFT`); `train=` is accepted as an alias.
-        num_threads: teacher tasks run concurrently (use many against an OpenAI-compatible server).
-        store: JSONL file of teacher outputs (default: `<sft.output_dir or ./agentdistill_runs>/trajectories.jsonl`).
-        student_model: the student's base weights (HF folder or hub id) when its LM does not tell (see pipeline).
-        track: log the compile to MLflow (parent run + child runs).
         student_instructions: the task description in the student's system prompt, for its SFT chats and for the
             compiled program alike. "short" (default, as the paper's `system_prompt_short`): the student's own
             instructions without their worked example (the system prompt keeps the step format and the tools);
@@ -64,41 +61,30 @@ class AgentDistill(Teleprompter):
             they are; any other string: that text.
         cot_instructions: instructions of the CoT prompt that makes the prefixes (default: the CoT baseline's
             default for the signature). Give the ones of your `CoTDistill` teacher to share its answers.
-        backend: the engine of the compiled student: None (default) llama.cpp on CPU, the checkpoint exported to
-            GGUF (transformers where it cannot be exported, and on GPUs), or "llama.cpp" / "transformers".
+        sft, num_threads, store, student_model, track, backend: see `DistillTeleprompter`.
 
     Example:
         >>> distill = AgentDistill(metric=answer_correct, sft=SFT(max_steps=100), store="runs/t.jsonl")
         >>> small = distill.compile(student, trainset=train, teacher=teacher)   # doctest: +SKIP
     """
 
+    name, protocol, other = "AgentDistill", DistillableAgent, "CoTDistill"
+    record, records = "trajectory", "trajectories"
+    nothing_kept_hint = "use a stronger teacher, more tasks, more max_steps, or check the metric"
+
     def __init__(self, metric: Callable, first_thought_prefix: bool = True, sft: SFT | None = None,
                  num_threads: int = 1, store: str | Path | None = None, student_model: str | None = None,
                  track: bool = True, student_instructions: str | None = "short", cot_instructions: str | None = None,
                  train: SFT | None = None, backend: str | None = None):
-        super().__init__()
-        if not callable(metric):
-            raise TypeError("AgentDistill(metric=...) needs a callable metric(example, prediction, trace=None)")
-        if sft is not None and train is not None:
-            raise ValueError("pass the fine-tuning settings once: sft=SFT(...) (train= is an alias)")
+        super().__init__(metric, sft=sft, num_threads=num_threads, store=store, student_model=student_model,
+                         track=track, train=train, backend=backend)
         if student_instructions is not None and (not isinstance(student_instructions, str)
                                                  or not student_instructions.strip()):
             raise ValueError('AgentDistill(student_instructions=...) takes "short", "teacher", None (the student\'s '
                              f"own) or the instructions text; got {student_instructions!r}")
-        self.metric = metric
         self.first_thought_prefix = first_thought_prefix
-        self.sft = sft or train or SFT()
-        self.num_threads = num_threads
-        out = Path(self.sft.output_dir or "agentdistill_runs")
-        self.store_path = Path(store) if store is not None else out / "trajectories.jsonl"
-        self.output_dir = out
-        self.student_model = student_model
-        self.track = track
         self.student_instructions = student_instructions
         self.cot_instructions = cot_instructions
-        self.backend = pipeline.check_backend(backend)
-        self.last_report: FilterReport | None = None
-        self.last_stats: dict[str, Any] = {}
 
     # --- keys of the store ----------------------------------------------------------------------------------
     def prefix_settings(self, teacher, teacher_lm) -> str:
@@ -123,12 +109,12 @@ class AgentDistill(Teleprompter):
 
         Usable on its own (e.g. to collect trajectories on one machine and train on another).
         """
-        _check_agent(teacher, "teacher")
+        self.check(teacher, "teacher")
         teacher = _without_final_ask(teacher)
-        teacher_lm = pipeline.program_lm(teacher)
+        teacher_lm = program_lm(teacher)
         store = TrajectoryStore(self.store_path)
         t_key = self.trajectory_settings(teacher, teacher_lm)
-        ids = [example_id(ex) for ex in trainset]
+        ids = example_ids(trainset)
         missing = [i for i in range(len(trainset)) if not store.has("trajectory", ids[i], t_key)]
         t0 = time.perf_counter()
 
@@ -141,7 +127,7 @@ class AgentDistill(Teleprompter):
             solver.set_lm(teacher_lm)
             answers, cot_calls = generate_answers([trainset[i] for i in missing], solver, store, self.num_threads)
             for i, rec in zip(missing, answers):
-                if pipeline.is_task_error(rec):
+                if teacher_runs.is_task_error(rec):
                     errors[i] = rec  # no prefix, no trajectory: a rerun asks this task again
                 else:
                     prefixes[i] = seed_prefix(rec.get("reasoning"))
@@ -155,9 +141,9 @@ class AgentDistill(Teleprompter):
             return traj
 
         to_run = [i for i in missing if i not in errors]
-        fresh = pipeline.run_threads(one, to_run, self.num_threads,
+        fresh = teacher_runs.run_threads(one, to_run, self.num_threads,
                                      f"teacher trajectories ({len(trainset) - len(missing)} stored)")
-        errors.update({i: r for i, r in zip(to_run, fresh) if pipeline.is_task_error(r)})
+        errors.update({i: r for i, r in zip(to_run, fresh) if teacher_runs.is_task_error(r)})
         out = [errors.get(i) or store.get("trajectory", ids[i], t_key) for i in range(len(trainset))]
         self.last_stats.update(teacher_calls_cot=cot_calls, teacher_calls_trajectory=len(to_run),
                                reused_trajectories=len(trainset) - len(missing), teacher_errors=len(errors),
@@ -174,55 +160,25 @@ class AgentDistill(Teleprompter):
             return teacher.instructions
         return student.instructions if mode is None else mode
 
-    # --- the whole pipeline ------------------------------------------------------------------------------------
-    def compile(self, student: dspy.Module, *, trainset: list, teacher: dspy.Module | dspy.BaseLM,
-                valset: list | None = None) -> dspy.Module:
-        if not trainset:
-            raise ValueError("AgentDistill.compile needs a non-empty trainset of dspy.Example (with_inputs set)")
-        _check_agent(student, "student")
-        if isinstance(teacher, dspy.BaseLM):  # a bare LM: the teacher is the student's program on that LM
-            lm, teacher = teacher, student.deepcopy()
-            teacher.set_lm(lm)
-        _check_agent(teacher, "teacher")
-        teacher_lm, student_lm = pipeline.program_lm(teacher), pipeline.program_lm(student)
-        base_model = pipeline.student_model_source(student_lm, self.student_model)
+    # --- the strategy of the compile() skeleton (optimizers.teleprompter) ----------------------------------------
+    def prepared_student(self, student, teacher):
         # the student as it is trained and run: a copy with its prompt set (the input student is never changed)
-        prompted = with_instructions(student, self.student_prompt(student, teacher))
-        self.last_stats = {}
-        params = {"teacher": pipeline.lm_name(teacher_lm), "student": pipeline.lm_name(student_lm),
-                  "student_base_model": base_model, "first_thought_prefix": self.first_thought_prefix,
-                  "student_instructions": _mode(self.student_instructions),
-                  "filter": "metric+no_parse_error+no_void_turn+not_out_of_steps",
-                  "metric": getattr(self.metric, "__name__", ""), "max_steps": teacher.max_steps,
-                  "trainset_size": len(trainset), "store": str(self.store_path), **self.sft.to_params()}
-        with pipeline.mlflow_run("AgentDistill", params, enabled=self.track, parent=True):
-            with pipeline.mlflow_run("generation", {"teacher": params["teacher"]}, enabled=self.track):
-                trajectories = self.generate(trainset, teacher)
-                ids = [example_id(ex) for ex in trainset]
-                kept, report = filter_trajectories(list(zip(trainset, trajectories)), self.metric, program=prompted,
-                                                   ids=ids)
-                self.last_report = report
-                pipeline.log_metrics({"teacher_success_rate": report.success_rate, "kept": report.kept,
-                                      "dropped": report.dropped, **{f"generation.{k}": v for k, v in
-                                                                   self.last_stats.items()}}, self.track)
-            pipeline.log_metrics({"teacher_success_rate": report.success_rate, "trajectories": report.total,
-                                  "kept_trajectories": report.kept}, self.track)
-            pipeline.log_store(self.store_path, self.track)
-            if not kept:
-                pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
-                raise RuntimeError(
-                    f"AgentDistill: no teacher trajectory passed the filter ({report.why_nothing_kept()}); "
-                    "use a stronger teacher, more tasks, more max_steps, or check the metric"
-                )
-            chats = [student_chat(prompted, traj) for _, traj in kept]
-            run_dir = self.output_dir / f"student-{self.trajectory_settings(teacher, teacher_lm)}-{_chat_hash(chats)}"
-            compiled = pipeline.train_and_compile(
-                prompted, chats, sft=self.sft, base_model=base_model, student_lm=student_lm, run_dir=run_dir,
-                metric=self.metric, valset=valset, num_threads=self.num_threads, stats=self.last_stats,
-                track=self.track, report=report, backend=self.backend)
-            # after training: the report then holds what training found too (chats over max_length: `truncated`)
-            pipeline.log_json_artifact(report.summary(), "filter_report.json", self.track)
-        return compiled
+        return with_instructions(student, self.student_prompt(student, teacher))
+
+    def filter(self, trainset: list, records: list, program):
+        return filter_trajectories(list(zip(trainset, records)), self.metric, program=program,
+                                   ids=example_ids(trainset))
+
+    def chats(self, program, kept: list) -> list[list[dict]]:
+        return [student_chat(program, traj) for _, traj in kept]
+
+    def run_name(self, teacher, teacher_lm, chats: list) -> str:
+        return f"student-{self.trajectory_settings(teacher, teacher_lm)}-{_chat_hash(chats)}"
+
+    def run_params(self, student, teacher) -> dict:
+        return {"first_thought_prefix": self.first_thought_prefix,
+                "student_instructions": _mode(self.student_instructions),
+                "filter": "metric+no_parse_error+no_void_turn+not_out_of_steps", "max_steps": teacher.max_steps}
 
     def get_params(self) -> dict[str, Any]:
         return {"first_thought_prefix": self.first_thought_prefix, "num_threads": self.num_threads,
@@ -282,12 +238,3 @@ def _without_final_ask(agent):
     agent = agent.deepcopy()
     agent.final_answer_on_max_steps = False
     return agent
-
-
-def _check_agent(program, role: str) -> None:
-    if not (hasattr(program, "run") and hasattr(program, "task_from") and hasattr(program, "tool_specs")):
-        raise TypeError(
-            f"AgentDistill distills code agents: the {role} must be an agentdistill.programs.CodeAgent "
-            f"(got {type(program).__name__}); for chain-of-thought programs use CoTDistill"
-        )
-

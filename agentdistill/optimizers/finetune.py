@@ -1,86 +1,30 @@
-"""Pieces shared by the distillation teleprompters (AgentDistill, CoTDistill): teacher runs in threads with a rich
-progress bar, MLflow runs, the student's base weights, fine-tuning, and the compiled student program.
+"""The second half of every distillation: the student's base weights, fine-tuning on the kept chats (one folder per
+setting), the compiled student on its new checkpoint, and its valset score.
 
-Not a public API of its own; see `agent_distill.py` and `cot_distill.py`.
+    compiled = train_and_compile(student, chats, sft=SFT(), base_model=..., student_lm=lm, run_dir=Path("runs/s"),
+                                 metric=answer_correct, valset=None, num_threads=1, stats={}, track=False)
+
+Used by `DistillTeleprompter.compile` (optimizers.teleprompter); not a public API of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
-import functools
 import json
 import logging
 import os
-import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 import dspy
 
+from agentdistill import tracking
 from agentdistill.optimizers import sft_data
 from agentdistill.optimizers.training import SFT, base_fingerprint, digest, train, weight_settings, write_rows
+from agentdistill.programs.protocols import lm_name
 
 logger = logging.getLogger(__name__)
-
-
-# --- teacher runs -----------------------------------------------------------------------------------------------
-def run_threads(fn: Callable[[Any], Any], items: list, num_threads: int, description: str) -> list:
-    """fn(item) for every item in `num_threads` threads (DSPy context carried over), with a rich progress bar.
-
-    Returns results in item order; an exception in fn is returned as {"error": "<Type>: <msg>"} (logged), so one
-    failing task does not lose the others' work.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    from agentdistill.progress import Progress
-
-    def guarded(item):
-        try:
-            return fn(item)
-        except Exception as e:  # noqa: BLE001 - reported per task, counted by the filter as teacher_error
-            logger.warning("%s failed on one task: %s: %s", description, type(e).__name__, e)
-            return {"error": f"{type(e).__name__}: {e}"}
-
-    results: list = [None] * len(items)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False, disable=not items) as progress:
-        task = progress.add_task(description, total=len(items))
-        with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-            # each task runs in a copy of this thread's context: dspy.context(lm=...) overrides reach the workers
-            futures = {pool.submit(contextvars.copy_context().run, guarded, item): i for i, item in enumerate(items)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                progress.advance(task)
-    failed = [r for r in results if is_task_error(r)]
-    if items and len(failed) == len(items):  # nothing worked: a setup problem, not a hard task - say so
-        raise RuntimeError(f"{description}: every task failed; first error: {failed[0]['error']}")
-    return results
-
-
-def is_task_error(result) -> bool:
-    """A task that `run_threads` reported as failed ({"error": "<Type>: <msg>"})."""
-    return isinstance(result, dict) and set(result) == {"error"}
-
-
-def program_lm(program: dspy.Module) -> dspy.BaseLM:
-    """The LM a program runs on: its predictors' LM (all the same), else the configured dspy.settings.lm."""
-    lms = {id(p.lm): p.lm for p in program.predictors() if p.lm is not None}
-    if len(lms) > 1:
-        raise ValueError("the program's predictors use different LMs; distillation needs one LM per program")
-    lm = next(iter(lms.values()), None) or dspy.settings.lm
-    if lm is None:
-        raise ValueError(
-            f"{type(program).__name__} has no LM: call program.set_lm(lm) or dspy.configure(lm=...) first"
-        )
-    return lm
-
-
-def lm_name(lm) -> str:
-    return str(getattr(lm, "model", None) or type(lm).__name__)
 
 
 # --- the student's base weights ---------------------------------------------------------------------------------
@@ -102,71 +46,6 @@ def student_model_source(lm, explicit: str | os.PathLike | None = None) -> str:
         f"cannot fine-tune the student LM {model!r}: distillation trains the student's own weights, so the student "
         "must run on agentdistill.local_lm(...) or you pass student_model='<HF folder or hub id>' to the optimizer"
     )
-
-
-# --- MLflow -----------------------------------------------------------------------------------------------------
-def _flat(params: dict[str, Any]) -> dict[str, Any]:
-    """MLflow params: numbers and booleans as they are, anything else as a (capped) string."""
-    return {k: v if isinstance(v, (int, float, bool)) else str(v)[:500] for k, v in params.items() if v is not None}
-
-
-def tracking_setup() -> None:
-    """The project default store (sqlite:///mlflow.db in the working folder) unless the user chose one; a store
-    that does not answer raises TrackingStoreError in seconds (tracking.probe), before the teacher is asked."""
-    import mlflow
-    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
-
-    if not os.environ.get("MLFLOW_TRACKING_URI") and not is_tracking_uri_set():
-        mlflow.set_tracking_uri("sqlite:///mlflow.db")
-    _probed(mlflow.get_tracking_uri())
-
-
-@functools.lru_cache(maxsize=8)
-def _probed(uri: str) -> str:
-    """check_store once per store and process (a failed probe is not cached: the next compile asks again)."""
-    from agentdistill.tracking.probe import check_store
-
-    return check_store(uri)
-
-
-@contextlib.contextmanager
-def mlflow_run(name: str, params: dict | None = None, enabled: bool = True, parent: bool = False):
-    """A (child) MLflow run; the parent reuses an active run (autolog's, the user's) instead of opening another."""
-    if not enabled:
-        yield None
-        return
-    import mlflow
-
-    tracking_setup()
-    active = mlflow.active_run()
-    if parent and active is not None:
-        mlflow.set_tag("agentdistill.compile", name)
-        if params:
-            mlflow.log_params(_flat(params))
-        yield active
-        return
-    with mlflow.start_run(run_name=name, nested=active is not None) as run:
-        if params:
-            mlflow.log_params(_flat(params))
-        yield run
-
-
-def log_json_artifact(obj: Any, name: str, enabled: bool = True) -> None:
-    if not enabled:
-        return
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / name
-        path.write_text(json.dumps(obj, indent=1, default=str, ensure_ascii=False))
-        mlflow.log_artifact(str(path))
-
-
-def log_metrics(metrics: dict[str, float], enabled: bool = True) -> None:
-    if enabled:
-        import mlflow
-
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
 
 
 # --- training and the compiled student --------------------------------------------------------------------------
@@ -200,13 +79,13 @@ def finetune(sft: SFT, base_model: str, chats: Iterable[list[dict]], output_dir:
     sft_settings = sft
     if not track and sft.report_to not in ("none", [], None):
         sft_settings = dataclasses.replace(sft, report_to="none")
-    with mlflow_run("training", {**sft.to_params(), "sft.base_model": base_model, "sft.examples": len(rows)},
-                    enabled=track):
+    with tracking.compile_run("training", {**sft.to_params(), "sft.base_model": base_model,
+                                           "sft.examples": len(rows)}, enabled=track):
         out = train(sft_settings, base_model, rows, output_dir)
         out["truncated"] = len(dropped)
-        log_metrics({"train_seconds": out["train_seconds"], "sft_examples": len(rows),
-                     "sft_tokens": out["n_tokens"], "truncated": len(dropped),
-                     "sft_assistant_tokens": sum(sum(r["assistant_masks"]) for r in rows)}, enabled=track)
+        tracking.log_metrics({"train_seconds": out["train_seconds"], "sft_examples": len(rows),
+                              "sft_tokens": out["n_tokens"], "truncated": len(dropped),
+                              "sft_assistant_tokens": sum(sum(r["assistant_masks"]) for r in rows)}, enabled=track)
         if track:
             import mlflow
 
@@ -296,21 +175,19 @@ def compiled_program(student: dspy.Module, model_dir: Path, student_lm, backend:
     return compiled
 
 
-def evaluate(program, valset, metric, num_threads: int, track: bool) -> float:
-    with mlflow_run("evaluation", {"eval.examples": len(valset)}, enabled=track):
+def evaluate(program, valset, metric, num_threads: int, track: bool, model_id: str | None = None) -> float:
+    """The compiled student's score on the valset (dspy.Evaluate with the user's metric), logged as accuracy/val,
+    linked to the logged student model and the valset's questions."""
+    with tracking.compile_run("evaluation", {"eval.examples": len(valset)}, enabled=track):
         result = dspy.Evaluate(devset=valset, metric=metric, num_threads=num_threads, display_progress=True,
                                provide_traceback=False)(program)
         score = float(getattr(result, "score", result)) / 100.0
-        log_metrics({"accuracy": score}, enabled=track)
+        if track:
+            rows = [{"id": ex.get("id", i), "question": ex.get("question", ""), "gold": ex.get("answer", "")}
+                    for i, ex in enumerate(valset)]
+            tracking.log_evaluation({tracking.metric_key(tracking.VALSET): score}, {tracking.VALSET: rows},
+                                    model_id=model_id)
     return score
-
-
-def log_store(store_path: Path, track: bool) -> None:
-    """The trajectory/answer JSONL store as an artifact of the compile run."""
-    if track:
-        import mlflow
-
-        mlflow.log_artifact(str(store_path))
 
 
 def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT, base_model: str, student_lm,
@@ -331,7 +208,14 @@ def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT
         report.truncated = out["truncated"]
     compiled = compiled_program(student, out["model_dir"], student_lm, backend)
     stats["student_model"] = compiled.predictors()[0].lm.model  # "...-llamacpp-q8_0": which engine runs it
+    if track:  # the checkpoint as a logged model of the compile run: its evaluations link to it
+        stats["model_id"] = tracking.log_student_model(compiled, {
+            "checkpoint": str(out["model_dir"]), "base_model": base_model, "student_model": stats["student_model"],
+            "sft_examples": out["n_examples"]})
     if valset:
-        stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track)
-    log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, track)
+        stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track, stats.get("model_id"))
+    logged = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "val_accuracy"}
+    if "val_accuracy" in stats:
+        logged[tracking.metric_key(tracking.VALSET)] = stats["val_accuracy"]
+    tracking.log_metrics(logged, enabled=track)
     return compiled

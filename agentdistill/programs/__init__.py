@@ -11,7 +11,7 @@ The conversation format lives in `agentdistill.programs.rendering` (used at infe
 from agentdistill.programs.adapter import AgentAdapter, CoTAdapter
 from agentdistill.programs.code_agent import CodeAgent
 from agentdistill.programs.cot import ChainOfThoughtSolver
-from agentdistill.programs.ready import factual_agent, math_agent
+from agentdistill.programs.ready import factual_agent, factual_cot, math_agent, math_cot, preset
 from agentdistill.programs.rendering import cot_chat, render_chat, trajectory_to_chat
 from agentdistill.programs.self_consistency import SelfConsistency
 from agentdistill.programs.trajectory import Step, Trajectory
@@ -26,7 +26,10 @@ __all__ = [
     "Trajectory",
     "cot_chat",
     "factual_agent",
+    "factual_cot",
     "math_agent",
+    "math_cot",
+    "preset",
     "render_chat",
     "trajectory_to_chat",
 ]

@@ -22,8 +22,8 @@ import logging
 from typing import Any
 
 import dspy
-from dspy.clients._deprecation import adapter_message_call
 
+from agentdistill.dspy_compat import adapter_message_call
 from agentdistill.programs import parsing, rendering
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class AgentAdapter(dspy.Adapter):
 
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
         messages = self.format(signature, demos, inputs)
-        with adapter_message_call(lm, messages):  # DSPy 3.4: this is an adapter's own messages= call
+        with adapter_message_call(lm, messages):  # an adapter's own messages= call: no deprecation warning
             outputs = lm(messages=messages, **self.lm_kwargs(inputs, lm_kwargs, lm))
         return [self.parse(signature, self.continued(inputs, output_text(o))) for o in outputs]
 

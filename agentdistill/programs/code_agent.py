@@ -16,6 +16,7 @@ an answer, as the paper's agents do (`final_answer_on_max_steps`): the predictio
 trajectory still says it ran out of steps (out_of_steps True, final_answer None, the answer in forced_answer).
 """
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -25,12 +26,13 @@ import time
 from typing import Any, Callable
 
 import dspy
-from dspy.clients._deprecation import adapter_message_call
 from dspy.signatures.signature import ensure_signature
 from dspy.utils.usage_tracker import track_usage
 
+from agentdistill.dspy_compat import adapter_message_call
 from agentdistill.programs import parsing, rendering
 from agentdistill.programs.adapter import AgentAdapter, output_text
+from agentdistill.programs.task import own_instructions, task_from
 from agentdistill.programs.trajectory import Step, Trajectory
 from agentdistill.signatures import AgentStep
 
@@ -114,7 +116,7 @@ class CodeAgent(dspy.Module):
         self.max_steps = max_steps
         self.max_tokens = max_tokens
         self.final_answer_on_max_steps = final_answer_on_max_steps
-        text = instructions or _own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
+        text = instructions or own_instructions(self.signature) or DEFAULT_INSTRUCTIONS
         if example:
             text = f"{text.strip()}{EXAMPLE_HEADER}{example.strip()}"
         self.step = dspy.Predict(AgentStep.with_instructions(text))
@@ -179,34 +181,23 @@ class CodeAgent(dspy.Module):
         task = self.task_from(inputs)
         return self.run(task, first_thought_prefix, example_id, self.act)
 
+    async def aforward(self, first_thought_prefix: str | None = None, example_id: str | None = None, **inputs):
+        """`await agent.acall(question=...)`: the same loop, each LM call awaited (`Predict.acall`, the LM's
+        async engine) and each step's code run in a worker thread, so one event loop drives many agents."""
+        task = self.task_from(inputs)
+        return await self.arun(task, first_thought_prefix, example_id, self.aact)
+
     def task_from(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        expected = list(self.signature.input_fields)
-        missing = [k for k in expected if k not in inputs]
-        unknown = [k for k in inputs if k not in expected]
-        if missing or unknown:
-            raise ValueError(
-                f"{type(self).__name__} with signature {self.signature.signature!r} takes the inputs {expected} "
-                f"(plus first_thought_prefix=, example_id=); missing {missing}, unknown {unknown}"
-            )
-        return {k: inputs[k] for k in expected}
+        return task_from(self.signature, inputs, type(self).__name__, also="first_thought_prefix=, example_id=")
 
     def run(self, task: dict, prefix: str | None, example_id: str | None, act: Act) -> dspy.Prediction:
         """Run one episode with `act` as the step policy; returns the prediction with its `Trajectory`."""
         prefix = rendering.clean_prefix(prefix)
-        traj = Trajectory(
-            example_id=example_id if example_id is not None else task_id(task),
-            instructions=self.instructions, tools=list(self.tool_specs), task=dict(task), first_thought_prefix=prefix,
-        )
-        start = time.perf_counter()
+        traj, start = self.new_trajectory(task, prefix, example_id), time.perf_counter()
         episode = self.sandbox.episode()
         try:
             for index in range(self.max_steps):
-                # A fresh list per step: the trace keeps each step's own inputs, later steps must not mutate them.
-                history = [{"text": s.text, "observation": s.observation} for s in traj.steps]
-                step = act(episode, task, history, prefix if index == 0 else None, index)
-                traj.steps.append(step)
-                if step.is_final:
-                    traj.finished, traj.final_answer = True, step.final_answer
+                if self.record(traj, act(episode, task, _history(traj), prefix if index == 0 else None, index)):
                     break
             else:
                 traj.out_of_steps = True
@@ -214,6 +205,41 @@ class CodeAgent(dspy.Module):
                     self.ask_for_answer(traj, episode)  # while the episode lives: the reply's code may run
         finally:
             episode.close()
+        return self.finish(traj, start)
+
+    async def arun(self, task: dict, prefix: str | None, example_id: str | None, act) -> dspy.Prediction:
+        """`run` with an async step policy `act` (awaited per step); the sandbox's blocking calls go to threads."""
+        prefix = rendering.clean_prefix(prefix)
+        traj, start = self.new_trajectory(task, prefix, example_id), time.perf_counter()
+        episode = await asyncio.to_thread(lambda: self.sandbox.episode())
+        try:
+            for index in range(self.max_steps):
+                if self.record(traj, await act(episode, task, _history(traj), prefix if index == 0 else None, index)):
+                    break
+            else:
+                traj.out_of_steps = True
+                if self.final_answer_on_max_steps:
+                    await self.aask_for_answer(traj, episode)
+        finally:
+            await asyncio.to_thread(episode.close)
+        return self.finish(traj, start)
+
+    def new_trajectory(self, task: dict, prefix: str | None, example_id: str | None) -> Trajectory:
+        return Trajectory(
+            example_id=example_id if example_id is not None else task_id(task),
+            instructions=self.instructions, tools=list(self.tool_specs), task=dict(task), first_thought_prefix=prefix,
+        )
+
+    @staticmethod
+    def record(traj: Trajectory, step: Step) -> bool:
+        """Append `step`; True when it ended the run with final_answer()."""
+        traj.steps.append(step)
+        if step.is_final:
+            traj.finished, traj.final_answer = True, step.final_answer
+        return step.is_final
+
+    def finish(self, traj: Trajectory, start: float) -> dspy.Prediction:
+        """The run's chat, usage and timings on the trajectory; the prediction that carries it."""
         traj.messages = rendering.trajectory_to_chat(traj)
         for step in traj.steps:
             _add_usage(traj.usage, step.usage)
@@ -229,56 +255,64 @@ class CodeAgent(dspy.Module):
     def step_inputs(self, task: dict, history: list, prefix: str | None) -> dict[str, Any]:
         return {"task": task, "tools": self.tool_specs, "history": history, "prefix": prefix}
 
+    def step_config(self) -> dict[str, Any]:
+        return {"max_tokens": self.max_tokens} if self.max_tokens else {}
+
     def act(self, episode, task: dict, history: list, prefix: str | None, index: int) -> Step:
         """One step: one predictor call (traced by DSPy), then the code runs in the episode."""
-        inputs = self.step_inputs(task, history, prefix)
-        config = {"max_tokens": self.max_tokens} if self.max_tokens else {}
         start = time.perf_counter()
         with track_usage() as tracker, dspy.context(adapter=self.adapter):
-            pred = self.step(**inputs, config=config)
+            pred = self.step(**self.step_inputs(task, history, prefix), config=self.step_config())
         lm_seconds = time.perf_counter() - start
-        parsed = {k: pred.get(k) for k in ("text", "raw", "thought", "code", "parse_error")}
+        parsed = {k: pred.get(k) for k in PARSED_KEYS}
         result = episode.run(parsed["code"]) if parsed["code"] is not None else None
-        step = make_step(index, parsed, result, prefix)
-        step.usage, step.lm_seconds = tracker.get_total_tokens(), lm_seconds
-        return step
+        return _timed(make_step(index, parsed, result, prefix), tracker, lm_seconds)
 
-    def ask_for_answer(self, traj: Trajectory, episode) -> None:
-        """Out of steps: one more LM call for the answer (not a step: no trace entry, not in traj.messages)."""
+    async def aact(self, episode, task: dict, history: list, prefix: str | None, index: int) -> Step:
+        """`act` with the predictor awaited and the code run in a worker thread."""
+        start = time.perf_counter()
+        with track_usage() as tracker, dspy.context(adapter=self.adapter):
+            pred = await self.step.acall(**self.step_inputs(task, history, prefix), config=self.step_config())
+        lm_seconds = time.perf_counter() - start
+        parsed = {k: pred.get(k) for k in PARSED_KEYS}
+        result = await asyncio.to_thread(episode.run, parsed["code"]) if parsed["code"] is not None else None
+        return _timed(make_step(index, parsed, result, prefix), tracker, lm_seconds)
+
+    def final_ask(self, traj: Trajectory) -> tuple[Any, list[dict], dict[str, Any]]:
+        """The out-of-steps ask: (lm, messages, config)."""
         history = [{"text": s.text, "observation": s.observation} for s in traj.steps]
         messages = rendering.final_answer_chat(traj.task, history)
         lm = self.step.lm or dspy.settings.lm
         if lm is None:
             raise ValueError("No LM: set one with agent.set_lm(lm) or dspy.configure(lm=...)")
-        config = {"stop": list(rendering.STEP_STOP), **({"max_tokens": self.max_tokens} if self.max_tokens else {})}
-        start = time.perf_counter()
         traj.forced_answer = None
+        return lm, messages, {"stop": list(rendering.STEP_STOP), **self.step_config()}
+
+    def ask_for_answer(self, traj: Trajectory, episode) -> None:
+        """Out of steps: one more LM call for the answer (not a step: no trace entry, not in traj.messages)."""
+        lm, messages, config = self.final_ask(traj)
+        start = time.perf_counter()
         try:
-            with track_usage() as tracker, adapter_message_call(lm, messages):  # our own messages= call, as an adapter's
+            with track_usage() as tracker, adapter_message_call(lm, messages):  # our own call, as an adapter's
                 outputs = lm(messages=messages, **config)
         except Exception as e:  # noqa: BLE001 - e.g. the history plus the ask overflow the context window
-            # the episode itself ran to its end: keep it (answer None, as without the ask) and say why
-            traj.forced_ask = {"messages": messages, "error": f"{type(e).__name__}: {e}",
-                               "lm_seconds": time.perf_counter() - start}
-            logger.warning("out-of-steps final-answer ask failed (%s: %s); the answer stays None", type(e).__name__, e)
-            return
-        reply = output_text(outputs[0]) if outputs else ""
-        ask = {"messages": messages, "reply": reply, "usage": tracker.get_total_tokens(),
-               "lm_seconds": time.perf_counter() - start}
-        ask["source"] = None
-        code = parsing.parse_step(reply).code
-        if code is not None:  # a code agent often answers with final_answer(x) on the variables it made
-            result = episode.run(code)
-            ask["observation"] = result.observation()
-            if result.is_final and result.error is None:
-                traj.forced_answer, ask["source"] = result.final_answer, "final_answer"
-        if ask["source"] is None:
-            answer = parsing.parse_cot(reply).answer  # the "Answer: ..." line we asked for (or a \boxed{})
-            if answer is not None:
-                traj.forced_answer, ask["source"] = answer, "answer_line"
-            elif reply.strip():
-                traj.forced_answer, ask["source"] = reply.strip(), "reply"  # the paper takes the reply as it is
-        traj.forced_ask = ask
+            return _ask_failed(traj, messages, e, start)
+        ask = _ask(messages, outputs, tracker, start)
+        code = parsing.parse_step(ask["reply"]).code  # a code agent often answers with final_answer(x) on its variables
+        _take_answer(traj, ask, episode.run(code) if code is not None else None)
+
+    async def aask_for_answer(self, traj: Trajectory, episode) -> None:
+        """`ask_for_answer` with the LM call awaited and the reply's code run in a worker thread."""
+        lm, messages, config = self.final_ask(traj)
+        start = time.perf_counter()
+        try:
+            with track_usage() as tracker, adapter_message_call(lm, messages):
+                outputs = await lm.acall(messages=messages, **config)
+        except Exception as e:  # noqa: BLE001 - as in ask_for_answer
+            return _ask_failed(traj, messages, e, start)
+        ask = _ask(messages, outputs, tracker, start)
+        code = parsing.parse_step(ask["reply"]).code
+        _take_answer(traj, ask, await asyncio.to_thread(episode.run, code) if code is not None else None)
 
     def outputs(self, traj: Trajectory) -> dict[str, Any]:
         """The signature's output fields from final_answer(x): x itself (one field) or x[name] (several).
@@ -292,6 +326,47 @@ class CodeAgent(dspy.Module):
         if isinstance(value, dict):
             return {n: _as_field(value.get(n), self.signature.output_fields[n]) for n in names}
         return {names[0]: _as_field(value, self.signature.output_fields[names[0]]), **dict.fromkeys(names[1:])}
+
+
+PARSED_KEYS = ("text", "raw", "thought", "code", "parse_error")  # what the adapter's parse gives each step
+
+
+def _history(traj: Trajectory) -> list[dict]:
+    # A fresh list per step: the trace keeps each step's own inputs, later steps must not mutate them.
+    return [{"text": s.text, "observation": s.observation} for s in traj.steps]
+
+
+def _timed(step: Step, tracker, lm_seconds: float) -> Step:
+    step.usage, step.lm_seconds = tracker.get_total_tokens(), lm_seconds
+    return step
+
+
+def _ask_failed(traj: Trajectory, messages: list[dict], error: Exception, start: float) -> None:
+    # the episode itself ran to its end: keep it (answer None, as without the ask) and say why
+    traj.forced_ask = {"messages": messages, "error": f"{type(error).__name__}: {error}",
+                       "lm_seconds": time.perf_counter() - start}
+    logger.warning("out-of-steps final-answer ask failed (%s: %s); the answer stays None", type(error).__name__, error)
+
+
+def _ask(messages: list[dict], outputs, tracker, start: float) -> dict[str, Any]:
+    return {"messages": messages, "reply": output_text(outputs[0]) if outputs else "",
+            "usage": tracker.get_total_tokens(), "lm_seconds": time.perf_counter() - start, "source": None}
+
+
+def _take_answer(traj: Trajectory, ask: dict[str, Any], result) -> None:
+    """The ask's answer: final_answer(x) from the reply's code (`result`, None if it had none), else its
+    "Answer: ..." line (or a \\boxed{}), else the whole reply, as the paper takes it."""
+    if result is not None:
+        ask["observation"] = result.observation()
+        if result.is_final and result.error is None:
+            traj.forced_answer, ask["source"] = result.final_answer, "final_answer"
+    if ask["source"] is None:
+        answer = parsing.parse_cot(ask["reply"]).answer
+        if answer is not None:
+            traj.forced_answer, ask["source"] = answer, "answer_line"
+        elif ask["reply"].strip():
+            traj.forced_answer, ask["source"] = ask["reply"].strip(), "reply"
+    traj.forced_ask = ask
 
 
 def make_step(index: int, parsed: dict, result, prefix: str | None) -> Step:
@@ -312,13 +387,6 @@ def make_step(index: int, parsed: dict, result, prefix: str | None) -> Step:
 def task_id(task: dict) -> str:
     """A stable id of a task's inputs (the default example id)."""
     return hashlib.sha1(json.dumps(task, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _own_instructions(signature) -> str | None:
-    from dspy.signatures.signature import _default_instructions
-
-    text = (signature.instructions or "").strip()
-    return None if not text or text == _default_instructions(signature) else text
 
 
 def _as_field(value, field):

@@ -16,7 +16,7 @@ from dspy.utils.usage_tracker import track_usage
 
 from agentdistill.programs import rendering
 from agentdistill.programs.adapter import CoTAdapter
-from agentdistill.programs.code_agent import _own_instructions
+from agentdistill.programs.task import own_instructions, task_from
 from agentdistill.signatures import CoTAnswer
 
 DEFAULT_COT_INSTRUCTIONS = "Answer the question."
@@ -40,7 +40,7 @@ class ChainOfThoughtSolver(dspy.Module):
                 f"{list(self.signature.output_fields)}. Use a signature like 'question -> answer'."
             )
         self.output_name = next(iter(self.signature.output_fields))
-        text = instructions or _own_instructions(self.signature) or DEFAULT_COT_INSTRUCTIONS
+        text = instructions or own_instructions(self.signature) or DEFAULT_COT_INSTRUCTIONS
         self.max_tokens = max_tokens
         self.solve = dspy.Predict(CoTAnswer.with_instructions(text))
         self.adapter = CoTAdapter()
@@ -51,22 +51,25 @@ class ChainOfThoughtSolver(dspy.Module):
         return self.solve.signature.instructions
 
     def task_from(self, inputs: dict) -> dict:
-        expected = list(self.signature.input_fields)
-        missing = [k for k in expected if k not in inputs]
-        unknown = [k for k in inputs if k not in expected]
-        if missing or unknown:
-            raise ValueError(
-                f"ChainOfThoughtSolver with signature {self.signature.signature!r} takes the inputs {expected}; "
-                f"missing {missing}, unknown {unknown}"
-            )
-        return {k: inputs[k] for k in expected}
+        return task_from(self.signature, inputs, type(self).__name__)
 
     def forward(self, **inputs) -> dspy.Prediction:
-        task = self.task_from(inputs)
-        config = {"max_tokens": self.max_tokens} if self.max_tokens else {}
-        start = time.perf_counter()
+        task, start = self.task_from(inputs), time.perf_counter()
         with track_usage() as tracker, dspy.context(adapter=self.adapter):
-            pred = self.solve(task=task, config=config)
+            pred = self.solve(task=task, config=self.lm_config())
+        return self.solved(task, pred, tracker, start)
+
+    async def aforward(self, **inputs) -> dspy.Prediction:
+        """`await solver.acall(question=...)`: the same call, awaited through the LM's async engine."""
+        task, start = self.task_from(inputs), time.perf_counter()
+        with track_usage() as tracker, dspy.context(adapter=self.adapter):
+            pred = await self.solve.acall(task=task, config=self.lm_config())
+        return self.solved(task, pred, tracker, start)
+
+    def lm_config(self) -> dict:
+        return {"max_tokens": self.max_tokens} if self.max_tokens else {}
+
+    def solved(self, task: dict, pred: dspy.Prediction, tracker, start: float) -> dspy.Prediction:
         return self.prediction(task, pred.reasoning, pred.answer, pred.raw, pred.parse_error,
                                usage=tracker.get_total_tokens(), seconds=time.perf_counter() - start)
 

@@ -10,6 +10,7 @@ agent turns into an observation saying how to fix it.
 import re
 from dataclasses import dataclass
 
+from agentdistill.benchmarks.math_grading import last_boxed  # the one boxed-answer extraction
 from agentdistill.programs import rendering
 
 # An opening fence with an optional language tag; the code runs to the next fence or to the end of the reply.
@@ -79,19 +80,3 @@ def parse_cot(raw: str) -> ParsedAnswer:
     if sentences and sentences[-1].group(1).strip():
         return ParsedAnswer(raw, raw[: sentences[-1].start()].strip(), sentences[-1].group(1).strip(), None)
     return ParsedAnswer(raw, raw.strip(), None, 'no "Answer: ..." line in the reply')
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...}, braces balanced (LaTeX answers nest braces: \\boxed{\\frac{1}{2}})."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-    return None

@@ -29,6 +29,7 @@ import functools
 import inspect
 from typing import Any
 
+import dspy
 import jinja2
 
 # Where generation stops: after the step's code block a model sometimes goes on to invent the observation or the
@@ -60,19 +61,33 @@ def _render(template: str, **values) -> str:
 
 
 # --- tools -------------------------------------------------------------------------------------------------------
+def describe(tool: Any) -> dspy.Tool:
+    """`tool` as DSPy describes it: a `dspy.Tool` (name, description, args read from the function) for a plain
+    typed function or a callable object; a `dspy.Tool` as it is. A tool must have a Python name (a `name` or
+    `__name__` attribute): the model calls it by that name in its code."""
+    if not isinstance(tool, dspy.Tool):
+        name = getattr(tool, "name", None) or getattr(tool, "__name__", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"tool {tool!r} has no usable Python name; give it a `name` attribute or wrap it in a "
+                             "def with a name")
+        if not callable(tool):
+            raise TypeError(f"tool {name!r} is not callable")
+        try:
+            tool = dspy.Tool(tool, name=name)
+        except (NameError, TypeError, ValueError) as e:  # dspy.Tool reads the signature and its type hints
+            raise TypeError(f"tool {name!r}: dspy.Tool cannot read its signature ({type(e).__name__}: {e}); give it "
+                            "a signature of importable types, or wrap it in a typed def") from None
+    if not isinstance(tool.name, str) or not tool.name.isidentifier():
+        raise ValueError(f"tool {tool.name!r} has no usable Python name; give the dspy.Tool a name=")
+    return tool
+
+
 def tool_spec(tool: Any) -> dict[str, str]:
-    """{'name', 'signature', 'doc'} of a tool: a plain typed function, a `dspy.Tool`, or a callable object."""
-    func = getattr(tool, "func", tool)  # dspy.Tool wraps the function
-    name = getattr(tool, "name", None) or getattr(func, "__name__", None)
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(
-            f"tool {tool!r} has no usable Python name; give it a `name` attribute or wrap it in a def with a name"
-        )
-    if not callable(func):
-        raise TypeError(f"tool {name!r} is not callable")
-    signature = _signature(func)
-    doc = inspect.getdoc(func) or getattr(tool, "desc", None) or inspect.getdoc(type(func)) or ""
-    return {"name": name, "signature": signature, "doc": doc.strip() or f"Calls {name}."}
+    """{'name', 'signature', 'doc'} of a tool: `describe`d by dspy.Tool, shown to the model as a Python stub (the
+    function's signature as written, its docstring; the system prompt's template renders the stub)."""
+    described = describe(tool)
+    doc = inspect.cleandoc(str(described.desc or "")).strip()  # dspy.Tool keeps the docstring's indentation
+    return {"name": described.name, "signature": _signature(described.func), "doc": doc or f"Calls {described.name}."}
 
 
 class _Source(str):

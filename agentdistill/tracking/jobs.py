@@ -113,17 +113,20 @@ class JobRuns:
         return closed
 
     def log(self, metrics: dict | None = None, artifacts: dict | None = None, tags: dict | None = None,
-            dicts: dict | None = None) -> None:
+            dicts: dict | None = None, eval_rows: dict | None = None, model_id: str | None = None) -> None:
         """Metrics, artifact files ({path: artifact folder}), tags and JSON documents ({name: obj}) to the active
-        run; nothing once the store is lost."""
+        run; nothing once the store is lost. With `eval_rows` (benchmark -> example rows) the metrics are an
+        evaluation's: each benchmark's linked to its dataset, and all to `model_id` (tracking.log_evaluation)."""
         if self.lost is not None:
             return
         import mlflow
 
         from agentdistill import tracking
 
-        if metrics:
-            tracking.log_metrics(metrics)
+        if metrics and eval_rows is not None:
+            tracking.log_evaluation(metrics, eval_rows, model_id=model_id)
+        elif metrics:
+            tracking.log_metrics(metrics, model_id=model_id)
         for path, folder in (artifacts or {}).items():
             tracking.log_artifact(path, artifact_path=folder)
         for name, obj in (dicts or {}).items():

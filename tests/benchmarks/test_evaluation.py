@@ -70,3 +70,70 @@ def test_evaluate_by_name_with_limit_and_judge(mlflow_store):
     assert result.accuracy == {"hotpotqa": 0.5}  # EM: judge verdicts never mix into accuracy
     assert result.judge_accuracy == {"hotpotqa": 1.0}
     assert "judge_accuracy/hotpotqa" in result.metrics()
+
+
+def test_evaluate_runs_on_dspy_evaluate_and_its_callbacks(mlflow_store):
+    from dspy.utils.callback import BaseCallback
+
+    class Seen(BaseCallback):
+        def __init__(self):
+            self.started, self.scores = [], []
+
+        def on_evaluate_start(self, call_id, instance, inputs):
+            self.started.append(inputs["callback_metadata"]["benchmark"])
+
+        def on_evaluate_end(self, call_id, outputs, exception=None):
+            self.scores.append(outputs.score)
+
+    math = load_benchmark("math500", limit=2)
+    seen = Seen()
+    with dspy.context(callbacks=[seen]):
+        evaluate(Scripted({math[0].question: "(3, pi/2)"}), {"math500": math}, log_to_mlflow=False, progress=False)
+    assert seen.started == ["math500"] and seen.scores == [50.0]
+
+
+def test_an_exhausted_error_budget_stops_with_the_finished_rows_kept(tmp_path):
+    from agentdistill.benchmarks.evaluation import EvaluationAborted
+
+    math = load_benchmark("math500", limit=5)
+    program = Scripted({math[0].question: "(3, pi/2)"}, fail={e.question for e in math[1:]})
+    with pytest.raises(EvaluationAborted, match=r"math500: .*after 2 examples failed.*max_errors=2.*"
+                                                r"RuntimeError: scripted failure.*math500.jsonl"):
+        evaluate(program, {"math500": math}, max_errors=2, output_dir=tmp_path, log_to_mlflow=False, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "math500.jsonl").read_text().splitlines()]
+    assert rows[0]["correct"] is True and len(rows) == 3 and all(r["error"] for r in rows[1:])
+
+
+def test_a_resubmitted_example_waits_for_its_first_run_instead_of_running_again():
+    # dspy's ParallelExecutor resubmits a long-running example near the end (its straggler rule)
+    import threading
+
+    from agentdistill.benchmarks.evaluation import ROW, _Measured
+
+    release, calls = threading.Event(), []
+
+    def slow(question):
+        calls.append(question)
+        release.wait(5)
+        return dspy.Prediction(answer="4")
+
+    measured = _Measured(slow)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(measured(question="2+2?", **{ROW: 0}))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert calls == ["2+2?"] and len(out) == 2 and out[0] is out[1]
+
+
+def test_metrics_link_to_the_logged_model_and_each_benchmarks_questions(mlflow_store):
+    math, hot = load_benchmark("math500", limit=2), load_benchmark("hotpotqa", limit=1)
+    mlflow.set_experiment("eval-models")
+    model = mlflow.initialize_logged_model(name="student")
+    evaluate(Scripted({math[0].question: "(3, pi/2)"}), {"math500": math, "hotpotqa": hot}, run_name="linked",
+             experiment="eval-models", model_id=model.model_id, progress=False)
+    linked = {m.key: m for m in mlflow.get_logged_model(model.model_id).metrics}
+    assert linked["accuracy/math500"].value == 0.5 and linked["accuracy/math500"].dataset_name == "math500"
+    assert linked["f1/hotpotqa"].dataset_name == "hotpotqa" and linked["accuracy/average"].dataset_name is None

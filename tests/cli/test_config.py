@@ -77,6 +77,17 @@ CONFIG_ERRORS = [
     (_with(sft={"r": 8}), "unknown key 'r' in [sft]; did you mean 'lora_r'?"),
     (_with(sft={"per_device_train_batch_size": 2}),
      "unknown key 'per_device_train_batch_size' in [sft]; did you mean 'per_device_batch_size'?"),
+    # strict types: a TOML value of another type is never converted
+    (_with(run={"seed": True}), "[run] seed must be an integer, got True"),
+    (_with(trainset={"limit": "10"}), "[trainset] limit must be an integer, got '10'"),
+    (_with(sag={"variants": "agent-distill"}), "[sag] variants must be a list of strings, got 'agent-distill'"),
+    (_with(eval={"benchmarks": ["math500", 3]}), "[eval] benchmarks must be a list of strings, got ['math500', 3]"),
+    (_with(sft={"target_modules": ["q_proj", 3]}),
+     "[sft] target_modules must be a string or a list of strings, got ['q_proj', 3]"),
+    (_with(eval={"limit": -1}), "[eval] limit must be >= 0, got -1"),
+    (_with(sag={"top_p": 0}), "[sag] top_p must be in (0, 1], got 0"),
+    (_with(sag={"zzz": 1}), "unknown key 'zzz' in [sag]; valid keys: enabled, programs, variants, n, temperature"),
+    ({**MINIMAL, "path": {}}, "unknown table [path]; valid tables: run, task, teacher, student, trainset"),
 ]
 
 
@@ -85,6 +96,50 @@ def test_config_errors_name_the_problem_and_the_fix(data, message):
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert message in str(err.value)
+
+
+def test_every_shipped_config_loads():
+    shipped = sorted((ROOT / "configs").glob("*.toml"))
+    assert len(shipped) >= 4
+    for path in shipped:
+        cfg = load_config(path)
+        assert cfg.path == str(path) and cfg.variants()
+        cfg.sft_settings()
+
+
+def test_a_table_that_is_not_a_table():
+    with pytest.raises(ConfigError, match=r"^\[run\] must be a table \(a \[run\] section\), got 3$"):
+        parse_config({**MINIMAL, "run": 3})
+
+
+def test_every_problem_of_a_file_is_named_at_once_each_line_with_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[teacher]\nmodel = "t"\n[student]\nmodel = "s"\n[sag]\nn = 0\ntemprature = 0.4\n'
+                   '[sft]\nepoch = 2\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert str(err.value).splitlines() == [
+        f"{bad}: [sag] n must be >= 1, got 0",
+        f"{bad}: unknown key 'temprature' in [sag]; did you mean 'temperature'?",
+        f"{bad}: unknown key 'epoch' in [sft]; did you mean 'epochs'?"]
+
+
+def test_python_construction_and_number_types():
+    from agentdistill.cli.config import Config, TaskConfig
+
+    assert Config(task=TaskConfig(family="factual", max_steps=3)).task.max_steps == 3
+    assert parse_config(_with(sag={"temperature": 1})).sag.temperature == 1.0  # an integer is a number
+    with pytest.raises(ConfigError, match=r"\[task\] max_steps must be an integer, got 3.0"):
+        parse_config(_with(task={"max_steps": 3.0}))
+
+
+def test_to_dict_is_every_table_and_not_the_path():
+    cfg = load_config(ROOT / "configs" / "quickstart.toml")
+    d = cfg.to_dict()
+    assert list(d) == ["run", "task", "teacher", "student", "trainset", "retrieval", "distill", "sft", "eval", "sag"]
+    assert d["sft"] == {"lora_r": 16, "lora_alpha": 32, "epochs": 2, "learning_rate": 5e-4, "warmup_ratio": 0.0,
+                        "per_device_batch_size": 2, "max_length": 1024}  # as written: the job key hashes it
+    assert d["sag"]["n"] == 3 and d["task"]["family"] == "math"
 
 
 def test_file_errors(tmp_path):

@@ -34,6 +34,8 @@ def test_eval_argument_errors(mlflow_store, capsys):
     assert "mix math and factual" in capsys.readouterr().out
     assert main(["eval", "--model", "m", "--benchmarks", "bamboogle"]) == 2
     assert "no test file for benchmark 'bamboogle'" in capsys.readouterr().out
+    assert main(["eval", "--model", "m", "--benchmarks", "math500", "--max-steps", "0"]) == 2
+    assert "--max-steps must be >= 1" in capsys.readouterr().out
 
 
 def test_eval_opens_its_run_first_and_logs_every_setting(mlflow_store, tmp_path, monkeypatch):

@@ -104,6 +104,19 @@ def test_saved_state_round_trips(smol_lm):
     assert loaded(messages=QUESTION, cache=False) == smol_lm(messages=QUESTION, cache=False)
 
 
+def test_the_async_engine_round_trips_through_dspy_without_loading_weights(tmp_path):
+    from agentdistill.lm.engine import AsyncEngine
+
+    engine = TransformersEngine(tmp_path / "model", max_tokens=7, threads=2)  # lazy: the folder is never read
+    lm = dspy.LM("local/model", engine=engine, async_engine=AsyncEngine(engine))
+    state = json.loads(json.dumps(lm.dump_state()))
+    assert state["async_engine"]["state"]["class"] == "agentdistill.lm.engine:TransformersEngine"
+    assert state["async_engine"]["class"] == "agentdistill.lm.engine:AsyncEngine"
+    loaded = dspy.LM.load_state(state, allow_custom_lm_class=True)  # AsyncEngine.load_state imports the sync class
+    assert isinstance(loaded.engine, TransformersEngine) and loaded.engine.spec() == engine.spec()
+    assert loaded.dump_state()["async_engine"] == state["async_engine"]
+
+
 def test_bad_n_is_a_clear_error(smol_lm):
     import pytest
 

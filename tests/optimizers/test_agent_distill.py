@@ -282,7 +282,7 @@ def test_compile_end_to_end(tmp_path, smollm2_student, mlflow_store):  # noqa: F
     trainset = tasks(NUMBERS)
     teacher, engine = make_teacher()
     d = distiller(tmp_path, track=True)
-    compiled = d.compile(student, trainset=trainset, teacher=teacher)
+    compiled = d.compile(student, trainset=trainset, teacher=teacher, valset=tasks([10]))
 
     # a new program on a new LM for the trained checkpoint; the input student is untouched
     assert compiled is not student and compiled._compiled and not getattr(student, "_compiled", False)
@@ -321,8 +321,17 @@ def test_compile_end_to_end(tmp_path, smollm2_student, mlflow_store):  # noqa: F
     assert {"AgentDistill", "generation", "training"} <= set(by_name)
     parent = by_name["AgentDistill"]
     assert by_name["training"].data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert parent.data.params["first_thought_prefix"] == "True" and parent.data.params["sft.lora_r"] == "8"
-    assert parent.data.metrics["kept_trajectories"] == 3
+    assert parent.data.params["first_thought_prefix"] == "true" and parent.data.params["sft.lora_r"] == "8"
+    assert parent.data.metrics["kept_trajectories"] == 3 and parent.data.metrics["trajectories"] == 6
+    assert parent.data.tags["agentdistill.kind"] == "compile"
+    # the valset score under the documented name (agentdistill.tracking), on the parent and its evaluation child
+    assert parent.data.metrics["accuracy/val"] == by_name["evaluation"].data.metrics["accuracy/val"]
+    assert parent.data.metrics["accuracy/val"] == d.last_stats["val_accuracy"]
+    # the checkpoint is a logged model of the compile run, and the valset score is linked to it and its questions
+    model = mlflow.get_logged_model(d.last_stats["model_id"])
+    assert model.tags["agentdistill.student_model"] == compiled.step.lm.model == model.params["student_model"]
+    assert model.source_run_id == parent.info.run_id
+    assert [(m.key, m.dataset_name) for m in model.metrics] == [("accuracy/val", "val")]
     assert "loss" in by_name["training"].data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"filter_report.json", "store.jsonl"} <= artifacts

@@ -1,4 +1,4 @@
-"""The second half of every distillation (pipeline.train_and_compile, compiled_program): the run folder belongs to
+"""The second half of every distillation (finetune.train_and_compile, compiled_program): the run folder belongs to
 one setting, over-long chats are dropped and counted, and the compiled program keeps the student's engine settings
 and a sandbox of its own."""
 
@@ -6,12 +6,11 @@ import json
 import logging
 from pathlib import Path
 
-import dspy
 import pytest
 
 import agentdistill
 from agentdistill.lm import LlamaCppEngine, TransformersEngine
-from agentdistill.optimizers import SFT, pipeline
+from agentdistill.optimizers import SFT, finetune
 from agentdistill.programs import CodeAgent
 from tests.programs.scripted import scripted_lm
 
@@ -32,7 +31,7 @@ def test_compiled_program_runs_on_the_students_engine_settings(smollm2_path):
     student_lm = agentdistill.local_lm(str(smollm2_path), dtype="bfloat16", threads=2, temperature=0.3,
                                        max_tokens=40, top_k=5)
     student.set_lm(student_lm)
-    compiled = pipeline.compiled_program(student, smollm2_path, student_lm, backend="transformers")
+    compiled = finetune.compiled_program(student, smollm2_path, student_lm, backend="transformers")
     engine = compiled.step.lm.engine
     assert isinstance(engine, TransformersEngine) and engine.path == str(smollm2_path)
     assert (engine.dtype, engine.device, engine.threads, engine.max_tokens) == ("bfloat16", "cpu", 2, 40)
@@ -47,7 +46,7 @@ def test_on_cpu_the_compiled_student_runs_on_llama_cpp_by_default(smollm2_path, 
     student_lm = agentdistill.local_lm(str(smollm2_path) if backend == "transformers" else "smollm2-135m-instruct",
                                        backend=backend, threads=2, max_tokens=30)
     student.set_lm(student_lm)
-    compiled = pipeline.compiled_program(student, smollm2_path, student_lm)
+    compiled = finetune.compiled_program(student, smollm2_path, student_lm)
     lm = compiled.step.lm
     assert isinstance(lm.engine, LlamaCppEngine) and lm.engine.gguf.endswith(".gguf")
     assert lm.model.endswith("-llamacpp-q8_0") and (lm.engine.n_threads, lm.engine.max_tokens) == (2, 30)
@@ -65,13 +64,13 @@ def test_a_checkpoint_llama_cpp_cannot_take_stays_on_transformers(tmp_path, smol
     student = CodeAgent("question -> answer")
     student_lm = agentdistill.local_lm("smollm2-135m-instruct", backend="llama.cpp", threads=2, max_tokens=30)
     student.set_lm(student_lm)
-    with caplog.at_level(logging.INFO, logger="agentdistill.optimizers.pipeline"):
-        compiled = pipeline.compiled_program(student, folder, student_lm)
+    with caplog.at_level(logging.INFO, logger="agentdistill.optimizers.finetune"):
+        compiled = finetune.compiled_program(student, folder, student_lm)
     engine = compiled.step.lm.engine
     assert isinstance(engine, TransformersEngine) and (engine.threads, engine.max_tokens) == (2, 30)
     assert any("shipped GGUF" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="backend must be one of"):
-        pipeline.compiled_program(student, folder, student_lm, backend="vllm")
+        finetune.compiled_program(student, folder, student_lm, backend="vllm")
 
 
 def test_the_compiled_program_has_its_own_sandbox(smollm2_path):
@@ -79,7 +78,7 @@ def test_the_compiled_program_has_its_own_sandbox(smollm2_path):
     lm, _ = scripted_lm([STEP.format(a=2), FINAL.format(s=4)])
     student.set_lm(lm)
     assert student(question="What is 2 + 2?").answer == "4" # the student's sandbox is running
-    compiled = pipeline.compiled_program(student, smollm2_path, lm)
+    compiled = finetune.compiled_program(student, smollm2_path, lm)
     student.close()  # closing the student must not break the compiled program
     compiled.set_lm(scripted_lm([STEP.format(a=3), FINAL.format(s=6)])[0])
     try:
@@ -92,9 +91,9 @@ def test_the_compiled_program_has_its_own_sandbox(smollm2_path):
 
 def test_run_folders_are_keyed_by_every_setting_that_shapes_the_weights(tmp_path, smollm2_path):
     chats = [chat(1), chat(2)]
-    base = pipeline.run_folder(tmp_path / "student", chats, SFT(), str(smollm2_path))
+    base = finetune.run_folder(tmp_path / "student", chats, SFT(), str(smollm2_path))
     assert base.parent == tmp_path and base.name.startswith("student-")
-    changed = [pipeline.run_folder(tmp_path / "student", c, s, m) for c, s, m in [
+    changed = [finetune.run_folder(tmp_path / "student", c, s, m) for c, s, m in [
         (chats, SFT(learning_rate=5e-3), str(smollm2_path)),
         (chats, SFT(lora_r=16), str(smollm2_path)),
         (chats, SFT(max_steps=3), str(smollm2_path)),
@@ -104,14 +103,14 @@ def test_run_folders_are_keyed_by_every_setting_that_shapes_the_weights(tmp_path
     assert len({base, *changed}) == 6
     # how a run is logged, checkpointed or resumed does not change the weights: same folder
     same = SFT(save_steps=5, logging_steps=9, save_total_limit=1, report_to="none", resume=False, output_dir="x")
-    assert pipeline.run_folder(tmp_path / "student", chats, same, str(smollm2_path)) == base
+    assert finetune.run_folder(tmp_path / "student", chats, same, str(smollm2_path)) == base
 
 
 def test_every_chat_too_long_is_a_clear_error_before_training(tmp_path, smollm2_path):
     student = CodeAgent("question -> answer")
     student_lm = agentdistill.local_lm(str(smollm2_path))
     with pytest.raises(ValueError, match="every SFT chat.*max_length=20"):
-        pipeline.train_and_compile(student, [chat(1)], sft=SFT(max_length=20, report_to="none"),
+        finetune.train_and_compile(student, [chat(1)], sft=SFT(max_length=20, report_to="none"),
                                    base_model=str(smollm2_path), student_lm=student_lm, run_dir=tmp_path / "s",
                                    metric=None, valset=None, num_threads=1, stats={}, track=False)
 
@@ -140,7 +139,7 @@ def test_a_changed_setting_trains_a_new_model_that_the_compiled_program_serves(t
 
     def compile_with(settings, report=None):
         stats = {}
-        compiled = pipeline.train_and_compile(
+        compiled = finetune.train_and_compile(
             student, chats, sft=settings, base_model=str(smollm2_path), student_lm=student_lm,
             run_dir=tmp_path / "student", metric=None, valset=None, num_threads=1, stats=stats, track=False,
             report=report)
@@ -182,7 +181,7 @@ def test_a_sandbox_the_user_passed_in_stays_with_the_compiled_program(smollm2_pa
     student = CodeAgent("question -> answer", max_steps=3, sandbox=sandbox)
     lm, _ = scripted_lm([])
     student.set_lm(lm)
-    compiled = pipeline.compiled_program(student, smollm2_path, lm)
+    compiled = finetune.compiled_program(student, smollm2_path, lm)
     try:
         assert compiled.sandbox is sandbox  # its settings are the user's: not rebuilt from the agent's defaults
     finally:
@@ -209,3 +208,4 @@ def test_a_dead_tracking_store_stops_a_compile_before_the_teacher_is_asked(tmp_p
     with pytest.raises(TrackingStoreError, match=f"MLflow tracking store {url} is not reachable"):
         d.compile(student, trainset=tasks([10]), teacher=teacher)
     assert time.monotonic() - start < 15 and engine.requests == []  # MLflow alone would retry for ~4 minutes
+

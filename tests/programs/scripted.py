@@ -54,5 +54,7 @@ class ScriptedEngine:
 
 
 def scripted_lm(replies):
-    engine = ScriptedEngine(replies)
-    return dspy.LM("scripted/agent", engine=engine, cache=False), engine
+    from agentdistill.lm.engine import AsyncEngine
+
+    engine = ScriptedEngine(replies)  # AsyncEngine: `await program.acall(...)` works too, as with local_lm
+    return dspy.LM("scripted/agent", engine=engine, async_engine=AsyncEngine(engine), cache=False), engine

@@ -269,3 +269,76 @@ def test_a_failing_final_ask_keeps_the_episode(caplog):
     assert pred.answer is None and pred.trajectory.out_of_steps
     assert "no reply left" in pred.trajectory.forced_ask["error"]
     assert any("final-answer ask failed" in r.getMessage() for r in caplog.records)
+
+
+# --- await agent.acall(...): the same loop, LM calls awaited, code run off the event loop -----------------------
+def arun(agent, replies, **inputs):
+    import asyncio
+
+    lm, engine = scripted_lm(replies)
+    agent.set_lm(lm)
+
+    async def go():
+        with dspy.context(trace=[]):
+            pred = await agent.acall(**inputs)
+            return pred, list(dspy.settings.trace)
+
+    pred, trace = asyncio.run(go())
+    return pred, engine, trace
+
+
+def _comparable(traj):
+    d = traj.to_dict()
+    d.pop("timings")
+    for step in d["steps"]:
+        step.pop("lm_seconds"), step.pop("exec_seconds")
+    if d.get("forced_ask"):
+        d["forced_ask"].pop("lm_seconds")
+    return d
+
+
+@pytest.mark.parametrize("replies", [[LOOKUP, FINAL], [LOOKUP, LOOKUP, LOOKUP, FINAL],
+                                     [LOOKUP, LOOKUP, LOOKUP, "Thought: found it.\nAnswer: Paris"]],
+                         ids=["final_answer", "out_of_steps_code_ask", "out_of_steps_answer_line"])
+def test_acall_runs_the_same_episode_as_call(agent, replies):
+    sync_pred, sync_engine, sync_trace = run(agent, list(replies), question="Capital of France?", example_id="q1")
+    pred, engine, trace = arun(agent, list(replies), question="Capital of France?", example_id="q1")
+    assert pred.answer == sync_pred.answer == "Paris"
+    assert engine.requests == sync_engine.requests  # byte-identical prompts, stops and settings
+    assert _comparable(pred.trajectory) == _comparable(sync_pred.trajectory)
+    assert [t[1] for t in trace] == [t[1] for t in sync_trace] and len(trace) == min(3, len(replies))
+    assert pred.trajectory.steps[0].tool_calls[0]["name"] == "capital_of"  # the host tool ran through the sandbox
+
+
+def test_many_agents_share_one_event_loop():
+    import asyncio
+
+    def reply(messages):  # each episode's own question decides its replies, whatever order the calls come in
+        country = "Peru" if "Peru" in messages[1]["content"] else "France"
+        if len(messages) == 3:  # system, question, the seeded "Thought:"
+            return f" I look it up.\n```python\ncity = capital_of('{country}')\nprint(city)\n```"
+        return " Done.\n```python\nfinal_answer(city)\n```"
+
+    agent = CodeAgent("question -> answer", tools=[capital_of], max_steps=3)
+    lm, engine = scripted_lm([reply] * 8)
+    agent.set_lm(lm)
+
+    async def both():
+        return await asyncio.gather(*(agent.acall(question=f"Capital of {c}?") for c in ("France", "Peru") * 2))
+
+    try:
+        preds = asyncio.run(both())
+    finally:
+        agent.close()
+    assert [p.answer for p in preds] == ["Paris", "Lima", "Paris", "Lima"] and len(engine.requests) == 8
+    assert all(p.trajectory.finished and len(p.trajectory.steps) == 2 for p in preds)
+
+
+def test_a_failing_final_ask_keeps_the_episode_under_acall(caplog):
+    agent = CodeAgent("question -> answer", tools=[capital_of], max_steps=1)
+    try:
+        pred, _, _ = arun(agent, [LOOKUP], question="Capital of France?")  # no reply left for the ask
+    finally:
+        agent.close()
+    assert pred.answer is None and pred.trajectory.out_of_steps and len(pred.trajectory.steps) == 1
+    assert "no reply left" in pred.trajectory.forced_ask["error"]

@@ -45,3 +45,25 @@ def test_own_instructions_and_bad_signatures():
         ChainOfThoughtSolver("question -> answer, source")
     with pytest.raises(ValueError, match="missing \\['question'\\]"):
         ChainOfThoughtSolver()(query="q")
+
+
+def test_acall_is_the_same_call_awaited():
+    import asyncio
+
+    reply = "15% of 80 is 0.15 * 80 = 12.\nAnswer: 12"
+    solver = ChainOfThoughtSolver("question -> answer", max_tokens=64)
+    lm, engine = scripted_lm([reply, reply])
+    solver.set_lm(lm)
+    sync = solver(question="What is 15% of 80?")
+
+    async def solve():
+        with dspy.context(trace=[]):
+            return await solver.acall(question="What is 15% of 80?"), list(dspy.settings.trace)
+
+    pred, trace = asyncio.run(solve())
+    assert (pred.answer, pred.reasoning, pred.messages) == (sync.answer, sync.reasoning, sync.messages)
+    assert engine.requests[1] == engine.requests[0] and engine.requests[1]["max_tokens"] == 64
+    assert pred.usage == sync.usage and len(trace) == 1 and trace[0][0] is solver.solve
+    with pytest.raises(ValueError, match="ChainOfThoughtSolver with signature 'question -> answer' takes the inputs "
+                                         r"\['question'\]; missing \['question'\], unknown \['query'\]"):
+        asyncio.run(solver.acall(query="q"))

@@ -81,3 +81,15 @@ def test_cot_final_answer_sentence_fallback():
 def test_last_boxed():
     assert last_boxed(r"\boxed{1} then \boxed{x^{2}}") == "x^{2}"
     assert last_boxed(r"\boxed{unclosed") is None
+    assert last_boxed(r"\boxed{1} and \boxed{unclosed") is None  # the last box decides
+    assert last_boxed(r"so \boxed{ 14/3 }.") == "14/3"
+    assert last_boxed(r"\boxed{5} then \fbox{6}") == "6" and last_boxed(r"\boxed {5}") == "5"
+    assert last_boxed(r"$\boxed 5$") == "5"  # the brace-less form
+    assert last_boxed(r"\boxed{a} then \boxedx") == "a" and last_boxed(r"\boxed5") is None  # \boxedx: no box
+
+
+def test_the_cot_parser_and_math_grading_extract_boxes_alike():
+    from agentdistill.benchmarks.math_grading import extract_math_answer
+
+    for reply in [r"So it is \boxed{\frac{1}{2}}.", r"\fbox{7}", r"It is $\boxed 12$ in all.", r"\boxed{ (3, 4] }"]:
+        assert parse_cot(reply).answer == extract_math_answer(reply) == last_boxed(reply)

@@ -58,6 +58,40 @@ def test_tool_spec_of_dspy_tool_and_bad_tools():
         tool_specs([search, search], {"answer": None})
 
 
+def test_tools_are_described_by_dspy_tool_and_rendered_as_our_stub():
+    tool = rendering.describe(search)
+    assert isinstance(tool, dspy.Tool) and tool.args == {"query": {"type": "string"},
+                                                         "k": {"type": "integer", "default": 3}}
+    assert rendering.tool_spec(search) == {"name": "search", "signature": "(query: str, k: int = 3) -> list[str]",
+                                           "doc": "Search the Wikipedia passages.\n\nReturns the k best passages."}
+    # a dspy.Tool's own name and description are the ones shown
+    own = rendering.tool_spec(dspy.Tool(search, name="lookup", desc="Look it up."))
+    assert own == {"name": "lookup", "signature": "(query: str, k: int = 3) -> list[str]", "doc": "Look it up."}
+
+    def undocumented(x: int) -> int:
+        return x
+
+    class Retriever:
+        name = "retrieve"
+
+        def __call__(self, query: str) -> str:
+            """Find passages for the query."""
+            return query
+
+    assert rendering.tool_spec(undocumented)["doc"] == "Calls undocumented."  # not the doc of Python's function type
+    assert rendering.tool_spec(Retriever()) == {"name": "retrieve", "signature": "(query: str) -> str",
+                                                "doc": "Find passages for the query."}
+
+
+def test_a_tool_dspy_cannot_describe_names_the_fix():
+    namespace = {}
+    exec('from __future__ import annotations\ndef lookup(name: Missing) -> str:\n    """Look up."""\n', namespace)
+    with pytest.raises(TypeError, match="tool 'lookup': dspy.Tool cannot read its signature .*NameError"):
+        rendering.tool_spec(namespace["lookup"])
+    with pytest.raises(ValueError, match="give the dspy.Tool a name="):
+        rendering.tool_spec(dspy.Tool(lambda q: q))
+
+
 def test_final_answer_with_several_outputs_takes_a_dict():
     spec = tool_specs([], dspy.Signature("question -> answer, source").output_fields)[-1]
     assert spec["signature"] == "(answer: dict) -> None" and "'answer', 'source'" in spec["doc"]

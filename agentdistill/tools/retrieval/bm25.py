@@ -39,6 +39,7 @@ class BM25Search(SearchTool):
                                        show_progress=False), show_progress=False)
         self.index = index
         self.path = None  # the index folder, when loaded from one
+        self.__doc__ = self.as_tool().__doc__  # what an agent is told the tool does (not this class's docstring)
 
     @classmethod
     def load(cls, index, *, passages: list[Passage] | None = None, **kwargs) -> "BM25Search":

@@ -109,3 +109,11 @@ def test_hybrid_tool_is_the_search_function_agents_see(hybrid):
     assert len(lines) == 2 and lines[0].startswith("[1] ")
     with pytest.raises(ValueError, match="query is empty"):
         hybrid("  ")
+
+
+def test_every_search_mode_describes_itself_to_the_agent_as_the_search_tool(tiny_index):
+    from agentdistill.programs.rendering import tool_spec
+
+    for mode in ("hybrid", "colbert", "bm25"):
+        spec = tool_spec(open_search(tiny_index.path, mode=mode, k=3))
+        assert spec["doc"].startswith("Search a Wikipedia passage index") and "the 3 most relevant" in spec["doc"]
