@@ -213,7 +213,21 @@ def math_grading(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"math_grading": math_grading, "first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
+def search_latency(r: dict) -> str:
+    labels = {"encode": "query encoding (ColBERT encoder, 2 threads)", "encode_1_thread": "query encoding, 1 thread",
+              "plaid_search": "PLAID search (encoded query -> top k)", "colbert_tool": "ColBERT tool call, end to end",
+              "hybrid_tool": "hybrid tool call, end to end"}
+    lines = ["| part of one search | p50 ms | p99 ms |", "|---|---|---|"]
+    lines += [f"| {labels[k]} | {v['p50_ms']:.1f} | {v['p99_ms']:.1f} |" for k, v in r["timings"].items()]
+    m = r["machine"]
+    lines.append("")
+    lines.append(f"`bench/bench_search_latency.py` ({m['date']}, commit {m['commit']}): {r['passages']:,} passages, "
+                 f"{r['queries']} queries, k={r['k']}; load average {m['load_average_start'][0]:.1f} -> "
+                 f"{m['load_average_end'][0]:.1f} on {m['cpu_count']} cores.")
+    return "\n".join(lines)
+
+
+RENDERERS = {"math_grading": math_grading, "search_latency_4000": search_latency, "first_thought_prefix": first_thought_prefix, "engine": engine, "gguf_export": gguf_export,
              "quickstart": quickstart, "retrieval": retrieval, "retrieval_54k": retrieval,
              "table2_cpu": table2_cpu, "table2_cpu_diagnostics": table2_cpu_diagnostics}
 # renderer -> its file under ROOT, where that is not results/NAME.json

@@ -99,24 +99,6 @@ def unload_all() -> None:
         _LOADED.clear()
 
 
-class _StopOnStrings:
-    """Per-row stopping: True once the row's newest tokens contain a stop string (rows stop independently)."""
-
-    def __init__(self, tokenizer, stops, prompt_len: int):
-        self.tokenizer, self.stops, self.prompt_len = tokenizer, tuple(stops), prompt_len
-        # A token is at least one character (byte-fallback pieces aside), so an occurrence that ends in the newest
-        # token lies within the last len(stop) tokens; a few more for partial UTF-8 pieces.
-        self.window = max(len(s) for s in self.stops) + 4
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        start = max(self.prompt_len, input_ids.shape[1] - self.window)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
-        return torch.tensor([any(s in t for s in self.stops) for t in tails], dtype=torch.bool,
-                            device=input_ids.device)
-
-
 class SpecState:
     """Copies, pickles and saved programs carry an engine's `spec()` only: the weights stay in the process-wide
     table of loaded models (never copied, never pickled), so `mlflow.dspy.log_model` and deepcopy stay cheap."""
@@ -187,7 +169,7 @@ class TransformersEngine(SpecState):
                  continue_final_message: bool | None = None) -> list[Completion]:
         """n completions of one chat, sampled in ONE batched `generate` (the n rows share the prompt's KV cache)."""
         import torch
-        from transformers import GenerationConfig, StoppingCriteriaList
+        from transformers import GenerationConfig
 
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -209,8 +191,10 @@ class TransformersEngine(SpecState):
             top_k=(top_k or 0) if sampling else None,  # OpenAI semantics: no top-k unless asked (HF defaults to 50)
             pad_token_id=loaded.pad_id, eos_token_id=sorted(loaded.eos_ids),
             bos_token_id=tokenizer.bos_token_id,
+            # transformers' own stop strings (rows stop independently); the text is cut at the stop in _decode.
+            # Same tokens as the hand-written criterion it replaced: scripts/compare_stop_strings.py
+            stop_strings=list(stop) or None,
         )
-        criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, stop, prompt_len)]) if stop else None
         with loaded.lock, torch.inference_mode():
             previous = torch.get_num_threads()
             torch.set_num_threads(self.threads or default_threads())
@@ -218,16 +202,16 @@ class TransformersEngine(SpecState):
                 if seed is not None:
                     torch.manual_seed(seed)
                 if rows > 1 and prompt_len > 1:
-                    output = self._generate_shared_prefix(model, inputs, rows, config, criteria)
+                    output = self._generate_shared_prefix(model, inputs, rows, config, tokenizer)
                 else:
-                    output = model.generate(**inputs, generation_config=config, stopping_criteria=criteria)
+                    output = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
             finally:
                 torch.set_num_threads(previous)
         completions = [self._decode(loaded, row[prompt_len:].tolist(), stop, prompt_len) for row in output]
         return completions * n if rows == 1 and n > 1 else completions
 
     @staticmethod
-    def _generate_shared_prefix(model, inputs, rows: int, config, criteria):
+    def _generate_shared_prefix(model, inputs, rows: int, config, tokenizer):
         """n samples of one prompt, with the prompt's KV cache computed once and repeated n times.
 
         `num_return_sequences=n` would run the prompt through the model n times; for agent prompts (hundreds of
@@ -244,7 +228,7 @@ class TransformersEngine(SpecState):
         config.num_return_sequences = 1  # the rows are already there
         return model.generate(input_ids=inputs["input_ids"].repeat(rows, 1),
                               attention_mask=inputs["attention_mask"].repeat(rows, 1), cache=cache,
-                              generation_config=config, stopping_criteria=criteria)
+                              generation_config=config, tokenizer=tokenizer)
 
     @staticmethod
     def _decode(loaded: _Loaded, ids: list[int], stop, prompt_len: int) -> Completion:
