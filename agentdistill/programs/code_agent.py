@@ -30,7 +30,7 @@ from dspy.signatures.signature import ensure_signature
 from dspy.utils.usage_tracker import track_usage
 
 from agentdistill.dspy_compat import adapter_message_call
-from agentdistill.programs import parsing, rendering
+from agentdistill.programs import parsing, rendering, tracing
 from agentdistill.programs.adapter import AgentAdapter, output_text
 from agentdistill.programs.task import own_instructions, task_from
 from agentdistill.programs.trajectory import Step, Trajectory
@@ -197,7 +197,10 @@ class CodeAgent(dspy.Module):
         episode = self.sandbox.episode()
         try:
             for index in range(self.max_steps):
-                if self.record(traj, act(episode, task, _history(traj), prefix if index == 0 else None, index)):
+                with tracing.step_span(index) as span:  # a span only under a recording MLflow trace
+                    step = act(episode, task, _history(traj), prefix if index == 0 else None, index)
+                    tracing.record_step(span, step)
+                if self.record(traj, step):
                     break
             else:
                 traj.out_of_steps = True
@@ -214,7 +217,10 @@ class CodeAgent(dspy.Module):
         episode = await asyncio.to_thread(lambda: self.sandbox.episode())
         try:
             for index in range(self.max_steps):
-                if self.record(traj, await act(episode, task, _history(traj), prefix if index == 0 else None, index)):
+                with tracing.step_span(index) as span:
+                    step = await act(episode, task, _history(traj), prefix if index == 0 else None, index)
+                    tracing.record_step(span, step)
+                if self.record(traj, step):
                     break
             else:
                 traj.out_of_steps = True

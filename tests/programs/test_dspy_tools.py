@@ -83,3 +83,43 @@ def test_mlflow_autolog_traces_evaluates_and_logs_a_compile(agent, mlflow_store)
     root = next(s for s in traces[0].data.spans if s.parent_id is None)
     assert root.name == "CodeAgent.forward" and root.outputs["answer"] in ("3", "7")
     assert Trajectory.from_dict(root.outputs["trajectory"]).steps[1].is_final  # the episode as a record
+
+
+def lookup(city: str) -> str:
+    """The country of a city."""
+    return {"Paris": "France"}.get(city, "unknown")
+
+
+def test_autolog_traces_each_step_with_its_code_observation_tool_calls_and_votes(mlflow_store):  # noqa: F811
+    from agentdistill.programs import SelfConsistency
+    from scripted import scripted_lm
+
+    step1 = "Thought: look it up.\n```python\nc = lookup('Paris')\nprint(c)\n```"
+    step2 = "Thought: done.\n```python\nfinal_answer(c)\n```"
+    agent = CodeAgent("question -> answer", tools=[lookup], max_steps=3)
+    experiment = mlflow.set_experiment("traces")
+    mlflow.dspy.autolog()
+    try:
+        lm, _ = scripted_lm([step1, step2])
+        agent.set_lm(lm)
+        assert agent(question="Where is Paris?").answer == "France"
+        lm, _ = scripted_lm([step1] * 3 + [step2] * 3)
+        agent.set_lm(lm)
+        SelfConsistency(agent, n=3, temperature=0.7)(question="Where is Paris?")
+    finally:
+        mlflow.dspy.autolog(disable=True)
+        agent.close()
+    mlflow.flush_trace_async_logging()
+    traces = mlflow.search_traces(experiment_ids=[experiment.experiment_id], return_type="list",
+                                  order_by=["timestamp_ms ASC"])
+    plain, sag = (t.data.spans for t in traces)
+    steps = [s for s in plain if s.name.startswith("step ")]
+    assert [s.name for s in steps] == ["step 1", "step 2"]
+    assert steps[0].inputs["code"] == "c = lookup('Paris')\nprint(c)" and "France" in steps[0].outputs["observation"]
+    assert steps[1].outputs["is_final"] and steps[1].outputs["final_answer"] == "France"
+    [tool] = [s for s in plain if s.span_type == "TOOL"]
+    assert tool.name == "lookup" and tool.parent_id == steps[0].span_id and tool.outputs == "France"
+    assert tool.inputs == {"args": ["Paris"], "kwargs": {}}
+    assert any(s.parent_id == steps[0].span_id and s.name.endswith("Predict.forward") for s in plain)
+    sag_step = next(s for s in sag if s.name == "step 1")
+    assert len(sag_step.attributes["candidates"]) == 3 and sag_step.attributes["agreement"] == 1.0
