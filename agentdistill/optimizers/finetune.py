@@ -183,11 +183,15 @@ def evaluate(program, valset, metric, num_threads: int, track: bool, model_id: s
                                provide_traceback=False)(program)
         score = float(getattr(result, "score", result)) / 100.0
         if track:
-            rows = [{"id": ex.get("id", i), "question": ex.get("question", ""), "gold": ex.get("answer", "")}
-                    for i, ex in enumerate(valset)]
-            tracking.log_evaluation({tracking.metric_key(tracking.VALSET): score}, {tracking.VALSET: rows},
-                                    model_id=model_id)
+            _log_val(score, valset, model_id)
     return score
+
+
+def _log_val(score: float, valset: list, model_id: str | None) -> None:
+    """accuracy/val on the active run, linked to the student's logged model and the valset's questions."""
+    rows = [{"id": ex.get("id", i), "question": ex.get("question", ""), "gold": ex.get("answer", "")}
+            for i, ex in enumerate(valset)]
+    tracking.log_evaluation({tracking.metric_key(tracking.VALSET): score}, {tracking.VALSET: rows}, model_id=model_id)
 
 
 def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT, base_model: str, student_lm,
@@ -214,8 +218,8 @@ def train_and_compile(student: dspy.Module, chats: list[list[dict]], *, sft: SFT
             "sft_examples": out["n_examples"]})
     if valset:
         stats["val_accuracy"] = evaluate(compiled, valset, metric, num_threads, track, stats.get("model_id"))
-    logged = {k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "val_accuracy"}
-    if "val_accuracy" in stats:
-        logged[tracking.metric_key(tracking.VALSET)] = stats["val_accuracy"]
-    tracking.log_metrics(logged, enabled=track)
+    tracking.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and k != "val_accuracy"},
+                         enabled=track)
+    if track and valset:  # the parent run's copy of the score, linked as the evaluation run's is
+        _log_val(stats["val_accuracy"], valset, stats.get("model_id"))
     return compiled

@@ -331,7 +331,7 @@ def test_compile_end_to_end(tmp_path, smollm2_student, mlflow_store):  # noqa: F
     model = mlflow.get_logged_model(d.last_stats["model_id"])
     assert model.tags["agentdistill.student_model"] == compiled.step.lm.model == model.params["student_model"]
     assert model.source_run_id == parent.info.run_id
-    assert [m.dataset_name for m in model.metrics if m.key == "accuracy/val"] == ["val"]
+    assert {m.dataset_name for m in model.metrics if m.key == "accuracy/val"} == {"val"}
     assert "loss" in by_name["training"].data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"filter_report.json", "store.jsonl"} <= artifacts
