@@ -187,24 +187,29 @@ class _Recorder:
     def __init__(self, benchmark: str, measured: _Measured, judge: LLMJudge | None, jsonl, on_row):
         self.benchmark, self.measured, self.judge, self.jsonl, self.on_row = benchmark, measured, judge, jsonl, on_row
         self.rows: dict[int, ExampleResult] = {}
+        self._claimed: set[int] = set()
         self._lock = threading.Lock()
 
     def __call__(self, example, pred, trace=None) -> float:
         row_number = example[ROW]
-        failed = isinstance(pred, _Failed)
-        row = _row(example, None if failed else pred, self.benchmark, self.judge,
-                   self.measured.seconds.get(row_number, 0.0), pred.error if failed else None)
+        error = pred.error if isinstance(pred, _Failed) else None
         with self._lock:
-            first = row_number not in self.rows  # a straggler's second call (see _Measured) is not a second row
-            if first:
-                self.rows[row_number] = row
-                if self.jsonl:
-                    self.jsonl.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
-                    self.jsonl.flush()
-        if first:
-            self.on_row(row)
-        if failed:
-            raise ExampleFailed(row.error.splitlines()[0])
+            duplicate = row_number in self._claimed
+            self._claimed.add(row_number)
+        if duplicate:  # a straggler's second call (see _Measured): the same prediction, no second row or judge call
+            if error is not None:
+                raise ExampleFailed(error.splitlines()[0])
+            return float(bool(answer_correct(example, pred)))
+        row = _row(example, None if error is not None else pred, self.benchmark, self.judge,
+                   self.measured.seconds.get(row_number, 0.0), error)
+        with self._lock:
+            self.rows[row_number] = row
+            if self.jsonl:
+                self.jsonl.write(json.dumps(asdict(row), ensure_ascii=False, default=str) + "\n")
+                self.jsonl.flush()
+        self.on_row(row)
+        if error is not None:
+            raise ExampleFailed(error.splitlines()[0])
         return float(row.correct)
 
 

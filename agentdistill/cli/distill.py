@@ -330,8 +330,8 @@ def run_job(cfg: Config, console=None, fresh: bool = False) -> dict[str, dict[st
                                judge_lm=judge_lm, console=console, log_to_mlflow=False)
                 timings[name] = time.perf_counter() - start
                 # a distilled student's metrics link to the model its compile logged (MLflow's model view)
-                model_id = tracking.find_student_model(program) if run is not None and is_distilled(variant) \
-                    else None
+                model_id = tracking.find_student_model(program, run.info.experiment_id) \
+                    if run is not None and is_distilled(variant) else None
                 runs.log(metrics={**res.metrics(), "eval_seconds": timings[name]}, dicts=dicts,
                          artifacts={**files, **{path: "eval" for path in res.files.values()}},
                          eval_rows=res.rows(), model_id=model_id)

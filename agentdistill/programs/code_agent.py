@@ -286,8 +286,7 @@ class CodeAgent(dspy.Module):
 
     def final_ask(self, traj: Trajectory) -> tuple[Any, list[dict], dict[str, Any]]:
         """The out-of-steps ask: (lm, messages, config)."""
-        history = [{"text": s.text, "observation": s.observation} for s in traj.steps]
-        messages = rendering.final_answer_chat(traj.task, history)
+        messages = rendering.final_answer_chat(traj.task, _history(traj))
         lm = self.step.lm or dspy.settings.lm
         if lm is None:
             raise ValueError("No LM: set one with agent.set_lm(lm) or dspy.configure(lm=...)")

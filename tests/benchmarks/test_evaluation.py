@@ -137,3 +137,22 @@ def test_metrics_link_to_the_logged_model_and_each_benchmarks_questions(mlflow_s
     linked = {m.key: m for m in mlflow.get_logged_model(model.model_id).metrics}
     assert linked["accuracy/math500"].value == 0.5 and linked["accuracy/math500"].dataset_name == "math500"
     assert linked["f1/hotpotqa"].dataset_name == "hotpotqa" and linked["accuracy/average"].dataset_name is None
+
+
+def test_a_resubmitted_examples_second_metric_call_makes_no_second_row_or_judge_call():
+    from agentdistill.benchmarks.evaluation import ROW, _Measured, _Recorder
+
+    hot = load_benchmark("hotpotqa", limit=1)[0]
+    verdicts = []
+
+    class Judge:
+        def __call__(self, *args):
+            verdicts.append(args)
+            return True
+
+    rows = []
+    recorder = _Recorder("hotpotqa", _Measured(lambda **_: None), Judge(), None, rows.append)
+    example = hot.copy(**{ROW: 0})
+    pred = dspy.Prediction(answer=hot.answer)
+    assert recorder(example, pred) == recorder(example, pred) == 1.0
+    assert len(rows) == 1 and len(verdicts) == 1 and list(recorder.rows) == [0]
